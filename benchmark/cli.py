@@ -1,0 +1,81 @@
+"""The command line. Thin: parses, calls, prints."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import ClipbenchError
+
+app = typer.Typer(
+    help="Zero-shot benchmarks for CLIP-like models. Add --debug anywhere to see tracebacks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Listing(str, Enum):
+    models = "models"
+    tasks = "tasks"
+    suites = "suites"
+
+
+@app.command()
+def run(
+    model: str = typer.Option(..., "--model", "-m", help="Registered name, open_clip ARCH (with --pretrained), hf:ORG/NAME, hf-hub:ORG/NAME or local-dir:PATH."),
+    task: List[str] = typer.Option(..., "--task", "-t", help="Task or suite name, or a CLIP_benchmark-layout directory. Repeatable."),
+    language: List[str] = typer.Option([], "--language", "-l", help="Language code (en, pt, zh). Repeatable. Default: the model's languages."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", "-p", help="open_clip pretrained tag or checkpoint file (.pt/.safetensors)."),
+    output: Path = typer.Option(Path("results/runs"), "--output", "-o", help="Folder for the result JSON files."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (autocast; similarities stay float32)."),
+    num_workers: int = typer.Option(min(4, os.cpu_count() or 1), "--num-workers", "-j", help="DataLoader workers decoding images."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow transformers models that ship their own code."),
+):
+    """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
+    from .run import RunOptions, run as run_jobs
+    from .table import run_table
+
+    options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code)
+    results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
+    typer.echo(run_table(results))
+
+
+@app.command("list")
+def list_(what: Listing = typer.Argument(..., help="models, tasks or suites"), pattern: str = typer.Option("*", "--filter", help="Shell pattern on names.")):
+    """List registered models, tasks or suites."""
+    from .listing import list_models, list_suites, list_tasks
+
+    typer.echo({"models": list_models, "tasks": list_tasks, "suites": list_suites}[what.value](pattern))
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    argv = [a for a in sys.argv[1:] if a != "--debug"]
+    try:
+        app(args=argv, prog_name="clipbench")
+    except ClipbenchError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - no traceback for users unless --debug
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(f"error: unexpected {type(exc).__name__}: {first} (re-run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Datasets as the evaluators see them, and the registry of on-disk formats (one module per format)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ClipbenchError
+from ..prompts import Prompts
+from ..specs import TaskSpec
+
+
+class ImageSource(Protocol):
+    """A fixed, ordered list of images. `open(i)` may raise; the loader turns that into a clear error."""
+
+    location: str
+    fingerprint: str
+
+    def __len__(self) -> int: ...
+
+    def open(self, index: int) -> Image.Image: ...
+
+    def describe(self, index: int) -> str: ...
+
+
+@dataclass
+class InMemoryImages:
+    """Images generated at run time; the fingerprint hashes their pixels."""
+
+    images: list[Image.Image]
+    location: str
+    fingerprint: str = ""
+
+    def __post_init__(self):
+        if not self.fingerprint:
+            digest = hashlib.sha256()
+            for image in self.images:
+                digest.update(np.asarray(image.convert("RGB")).tobytes())
+            self.fingerprint = digest.hexdigest()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def open(self, index: int) -> Image.Image:
+        return self.images[index]
+
+    def describe(self, index: int) -> str:
+        return f"{self.location} image {index}"
+
+
+@dataclass
+class ClassificationData:
+    images: ImageSource
+    labels: np.ndarray  # (N,) class indices
+    num_classes: int
+    prompts: Optional[Prompts] = None  # when the dataset brings its own class names and templates
+
+
+@dataclass
+class RetrievalData:
+    images: ImageSource
+    texts: list[str]
+    text_to_image: np.ndarray  # (T,) index of each caption's image
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Format:
+    options: type[BaseModel]
+    load: Callable[[TaskSpec, BaseModel, str], "ClassificationData | RetrievalData"]
+
+
+def formats() -> dict[str, Format]:
+    from . import synthetic, wds
+
+    return {"shapes": synthetic.FORMAT, "wds": wds.FORMAT}
+
+
+def _options(spec: TaskSpec) -> tuple[Format, BaseModel]:
+    known = formats()
+    if spec.dataset.format not in known:
+        raise ClipbenchError(
+            f"{spec.source_file or spec.name}: field 'dataset.format': unknown format '{spec.dataset.format}' "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    fmt = known[spec.dataset.format]
+    try:
+        return fmt, fmt.options.model_validate(spec.dataset.options)
+    except ValidationError as exc:
+        from ..tasks import describe_validation_error
+
+        message = describe_validation_error(spec.source_file or spec.name, exc)
+        raise ClipbenchError(message.replace("field '", "field 'dataset.")) from None
+
+
+def validate_dataset(spec: TaskSpec) -> None:
+    _options(spec)
+
+
+def load(spec: TaskSpec, language: str):
+    fmt, options = _options(spec)
+    data = fmt.load(spec, options, language)
+    if len(data.images) == 0:
+        raise ClipbenchError(f"task '{spec.name}': {data.images.location} holds no images; check the dataset")
+    return data

@@ -1,0 +1,234 @@
+"""CLIP_benchmark's webdataset layout, read from a local directory.
+
+    DIR/{split}/nshards.txt, DIR/{split}/0.tar ... (uncompressed tar shards)
+    DIR/classnames.txt, DIR/zeroshot_classification_templates.txt ({c} placeholder), DIR/dataset_type.txt
+Samples are grouped webdataset-style by key (the member name up to the first dot of its base name):
+an image (webp|png|jpg|jpeg, first found in that order) plus `cls` (int), `npy` (multi-label) or `txt`
+(captions, one per line). The shards are indexed once (names, offsets, sizes); images are read by seeking,
+so DataLoader workers can share the work in a fixed order.
+
+Languages: the plain class-name and template files are in the directory's language (`language.txt`,
+default `en`); `classnames_XX.txt` / `zeroshot_classification_templates_XX.txt` add language XX.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import ClipbenchError
+from ..prompts import Prompts, check
+from ..specs import DatasetSpec, TaskSpec
+from . import ClassificationData, Format, RetrievalData
+
+IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
+LABEL_EXTENSIONS = ("cls", "npy", "txt")
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+
+
+@dataclass
+class TarImages:
+    """Images stored as members of tar shards, read by offset."""
+
+    entries: list[tuple[str, int, int, str]]  # (shard path, data offset, size, key)
+    location: str
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def open(self, index: int) -> Image.Image:
+        shard, offset, size, _ = self.entries[index]
+        with open(shard, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(size)
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
+
+    def describe(self, index: int) -> str:
+        shard, _, _, key = self.entries[index]
+        return f"{shard}: sample '{key}'"
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _lines(path: Path) -> list[str]:
+    return [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+
+
+def dataset_type(root: Path) -> str:
+    path = root / "dataset_type.txt"
+    return _read_text(path).strip().lower() if path.is_file() else "classification"
+
+
+def directory_language(root: Path) -> str:
+    path = root / "language.txt"
+    return _read_text(path).strip().lower() if path.is_file() else "en"
+
+
+def directory_languages(root: Path) -> list[str]:
+    languages = [directory_language(root)]
+    for path in sorted(root.glob("classnames_*.txt")):
+        code = path.stem.split("_", 1)[1]
+        if code not in languages:
+            languages.append(code)
+    return languages
+
+
+def _check_root(root: Path, split: str) -> list[Path]:
+    if not root.is_dir():
+        raise ClipbenchError(
+            f"dataset directory {root} does not exist; pass a directory in CLIP_benchmark's webdataset layout "
+            f"({split}/nshards.txt, {split}/0.tar, classnames.txt, zeroshot_classification_templates.txt)"
+        )
+    nshards_file = root / split / "nshards.txt"
+    if not nshards_file.is_file():
+        found = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise ClipbenchError(
+            f"{nshards_file} is missing: {root} is not in CLIP_benchmark's webdataset layout for split '{split}' "
+            f"(expected {split}/nshards.txt and {split}/0.tar ...; split folders found: {found or 'none'})"
+        )
+    try:
+        count = int(_read_text(nshards_file).strip())
+    except ValueError:
+        raise ClipbenchError(f"{nshards_file} must hold the number of shards as an integer") from None
+    shards = [root / split / f"{i}.tar" for i in range(count)]
+    missing = [str(p) for p in shards if not p.is_file()]
+    if missing:
+        raise ClipbenchError(f"{root}: {len(missing)} of {count} shards named in nshards.txt are missing, e.g. {missing[0]}; re-download them")
+    return shards
+
+
+def _split_key(name: str) -> tuple[str, str]:
+    folder, _, base = name.rpartition("/")
+    stem, _, ext = base.partition(".")
+    return (f"{folder}/{stem}" if folder else stem), ext.lower()
+
+
+def scan(shards: list[Path]):
+    """Index every sample: image location plus its decoded label/captions, in shard order."""
+    samples: list[dict] = []
+    for shard in shards:
+        by_key: dict[str, dict] = {}
+        try:
+            with tarfile.open(shard, mode="r:") as archive:
+                for member in archive:
+                    if not member.isfile():
+                        continue
+                    key, ext = _split_key(member.name)
+                    sample = by_key.setdefault(key, {"__key__": key})
+                    if ext in IMAGE_EXTENSIONS:
+                        sample.setdefault("images", {})[ext] = (str(shard), member.offset_data, member.size)
+                    elif ext in LABEL_EXTENSIONS:
+                        sample[ext] = archive.extractfile(member).read()
+        except tarfile.ReadError as exc:
+            raise ClipbenchError(f"{shard} is not a readable uncompressed tar shard ({exc}); re-download it") from None
+        samples.extend(by_key.values())
+    return samples
+
+
+def _fingerprint(samples: list[dict], entries: list[tuple]) -> str:
+    digest = hashlib.sha256()
+    for sample, (shard, _, size, key) in zip(samples, entries):
+        digest.update(f"{Path(shard).name}|{key}|{size}|".encode())
+        for ext in LABEL_EXTENSIONS:
+            if ext in sample:
+                digest.update(sample[ext])
+    return digest.hexdigest()
+
+
+def _prompts(root: Path, language: str, num_classes: int | None) -> Prompts:
+    suffix = "" if language == directory_language(root) else f"_{language}"
+    names, templates = root / f"classnames{suffix}.txt", root / f"zeroshot_classification_templates{suffix}.txt"
+    if not names.is_file():
+        raise ClipbenchError(f"{names} is missing: a classification directory needs one class name per line (language {language})")
+    if not templates.is_file():
+        templates = root / "zeroshot_classification_templates.txt"
+        if not templates.is_file():
+            raise ClipbenchError(f"{templates} is missing: add the zero-shot templates, one per line, with {{c}} for the class name")
+    prompts = Prompts(_lines(names), _lines(templates), str(names))
+    return check(prompts, num_classes, str(root))
+
+
+def load(spec: TaskSpec, options: Options, language: str):
+    root = Path(options.path).expanduser()
+    shards = _check_root(root, spec.split)
+    kind = dataset_type(root)
+    samples = scan(shards)
+    entries = []
+    for sample in samples:
+        images = sample.get("images", {})
+        ext = next((e for e in IMAGE_EXTENSIONS if e in images), None)
+        if ext is None:
+            raise ClipbenchError(f"{root}: sample '{sample['__key__']}' has no image ({'|'.join(IMAGE_EXTENSIONS)}); fix or remove it")
+        entries.append((*images[ext], sample["__key__"]))
+    location = f"{root}/{spec.split}"
+    source_images = TarImages(entries, location, _fingerprint(samples, entries))
+
+    if kind == "retrieval":
+        texts, owners = [], []
+        for index, sample in enumerate(samples):
+            if "txt" not in sample:
+                raise ClipbenchError(f"{root}: sample '{sample['__key__']}' has no 'txt' captions; a retrieval dataset needs them")
+            for line in sample["txt"].decode("utf-8").splitlines():
+                if line.strip():
+                    texts.append(line.strip())
+                    owners.append(index)
+        return RetrievalData(images=source_images, texts=texts, text_to_image=np.array(owners, dtype=np.int64))
+
+    if kind == "multilabel":
+        raise ClipbenchError(f"{root}: multi-label webdatasets (dataset_type.txt = multilabel) are not supported yet")
+    labels = []
+    for sample in samples:
+        if "cls" not in sample:
+            raise ClipbenchError(f"{root}: sample '{sample['__key__']}' has no 'cls' label; a classification dataset needs one")
+        try:
+            labels.append(int(sample["cls"].decode("utf-8").strip()))
+        except ValueError:
+            raise ClipbenchError(f"{root}: sample '{sample['__key__']}' has a 'cls' that is not an integer") from None
+    prompts = _prompts(root, language, spec.num_classes)
+    labels_array = np.array(labels, dtype=np.int64)
+    if labels_array.min() < 0 or labels_array.max() >= len(prompts.classnames):
+        raise ClipbenchError(
+            f"{root}: labels run from {labels_array.min()} to {labels_array.max()} but classnames has "
+            f"{len(prompts.classnames)} names; the class-name file does not match the data"
+        )
+    return ClassificationData(images=source_images, labels=labels_array, num_classes=len(prompts.classnames), prompts=prompts)
+
+
+def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
+    root = root.resolve()
+    _check_root(root, split)
+    kind = "retrieval" if dataset_type(root) == "retrieval" else "classification"
+    from ..specs import METRICS_BY_KIND
+
+    name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-.") or "local"
+    return TaskSpec(
+        name=name,
+        kind=kind,
+        description=f"local directory {root}",
+        languages=[directory_language(root)] if kind == "retrieval" else directory_languages(root),
+        split=split,
+        metrics=list(METRICS_BY_KIND[kind]),
+        main_score="acc1" if kind == "classification" else "mean_recall",
+        dataset=DatasetSpec(format="wds", path=str(root)),
+        source_file=str(root),
+    )
+
+
+FORMAT = Format(options=Options, load=load)

@@ -1,0 +1,107 @@
+"""The batched embedding loops: images through a DataLoader with workers, texts in batches across classes."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .errors import ClipbenchError
+from .models.base import Encoder
+from .prompts import Prompts
+
+
+class ImageDataset(Dataset):
+    """Decodes and preprocesses one image; a failure travels back as a message instead of killing the worker."""
+
+    def __init__(self, source, transform):
+        self.source = source
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        try:
+            image = self.source.open(index)
+            return self.transform(image.convert("RGB")), index, ""
+        except Exception as exc:  # noqa: BLE001 - any decode failure is reported with the image's name
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return None, index, f"{self.source.describe(index)} could not be read ({reason})"
+
+
+def _collate(batch):
+    errors = [error for _, _, error in batch if error]
+    if errors:
+        return None, None, errors
+    pixels = torch.stack([pixels for pixels, _, _ in batch])
+    return pixels, torch.tensor([index for _, index, _ in batch]), []
+
+
+def _progress(total: int, desc: str):
+    return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr, leave=False)
+
+
+def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: int = 2, desc: str = "images") -> torch.Tensor:
+    """(N, D) float32, L2-normalised, in the source's order, on the CPU."""
+    loader = DataLoader(
+        ImageDataset(source, encoder.preprocess),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=encoder.device.type == "cuda",
+        collate_fn=_collate,
+        persistent_workers=False,
+    )
+    out: torch.Tensor | None = None
+    with _progress(len(source), desc) as bar:
+        for pixels, indices, errors in loader:
+            if errors:
+                more = f" (and {len(errors) - 1} more in that batch)" if len(errors) > 1 else ""
+                raise ClipbenchError(f"{errors[0]}{more}; re-download or remove the corrupt image")
+            features = encoder.encode_images(pixels).cpu()
+            if out is None:
+                out = torch.empty(len(source), features.shape[1], dtype=torch.float32)
+            out[indices] = features
+            bar.update(len(indices))
+    assert out is not None
+    return out
+
+
+def embed_texts(encoder: Encoder, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    """(T, D) float32, L2-normalised."""
+    chunks = [encoder.encode_texts(texts[i:i + batch_size]).cpu() for i in range(0, len(texts), batch_size)]
+    return torch.cat(chunks) if chunks else torch.zeros(0, 0)
+
+
+def build_classifier(encoder: Encoder, prompts: Prompts, batch_size: int = 256) -> torch.Tensor:
+    """Zero-shot classifier (C, D): per class, the L2-normalised mean of its L2-normalised template
+    embeddings. All (class, template) texts are encoded together in batches, many classes per pass."""
+    texts = prompts.texts()
+    embeddings = embed_texts(encoder, texts, batch_size)
+    per_class = embeddings.view(len(prompts.classnames), len(prompts.templates), -1)
+    return F.normalize(per_class.mean(dim=1), dim=-1)
+
+
+class ImageEmbeddingCache:
+    """Image embeddings of one run, keyed by dataset fingerprint and preprocessing, so tasks and
+    languages that share images embed them once."""
+
+    def __init__(self):
+        self._store: dict[tuple, tuple[torch.Tensor, float]] = {}
+
+    def get(self, encoder: Encoder, source, batch_size: int, num_workers: int) -> tuple[torch.Tensor, float, bool]:
+        """(embeddings, seconds spent embedding, whether they came from the cache)."""
+        key = (encoder.name, encoder.preprocess_id, source.fingerprint)
+        if key in self._store:
+            embeddings, seconds = self._store[key]
+            return embeddings, seconds, True
+        start = time.perf_counter()
+        embeddings = embed_images(encoder, source, batch_size, num_workers, desc=source.location)
+        seconds = time.perf_counter() - start
+        self._store[key] = (embeddings, seconds)
+        return embeddings, seconds, False

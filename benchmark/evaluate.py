@@ -1,0 +1,71 @@
+"""Evaluators per task kind: (task, data, encoder) -> metrics. Everything after the embeddings is pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from . import metrics, prompts as prompt_files
+from .data import ClassificationData, RetrievalData
+from .embed import ImageEmbeddingCache, build_classifier, embed_texts
+from .errors import ClipbenchError
+from .models.base import Encoder
+from .prompts import Prompts
+from .specs import TaskSpec
+
+
+@dataclass
+class Outcome:
+    metrics: dict[str, float]
+    n_images: int
+    n_texts: int
+    n_classes: int | None = None
+    prompts: Prompts | None = None
+    image_seconds: float = 0.0
+    images_cached: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def task_prompts(spec: TaskSpec, data: ClassificationData, language: str) -> Prompts:
+    if spec.prompts:
+        found = prompt_files.load(spec.prompts, language, spec.num_classes)
+    elif data.prompts is not None:
+        found = data.prompts
+    else:
+        raise ClipbenchError(f"task '{spec.name}' names no prompts and its data brings none; add 'prompts = ...' to {spec.source_file}")
+    if len(found.classnames) != data.num_classes:
+        raise ClipbenchError(
+            f"{found.origin}: {len(found.classnames)} class names but the '{spec.name}' data has {data.num_classes} classes; "
+            "fix the class-name list so there is one name per class"
+        )
+    return found
+
+
+def classification(spec, data: ClassificationData, encoder: Encoder, cache: ImageEmbeddingCache,
+                   language: str, batch_size: int, num_workers: int) -> Outcome:
+    prompts = task_prompts(spec, data, language)
+    classifier = build_classifier(encoder, prompts, batch_size)
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
+    logits = metrics.classifier_logits(images, classifier)
+    labels = torch.as_tensor(data.labels)
+    scores = metrics.classification_metrics(logits, labels, spec.metrics)
+    return Outcome(scores, len(data.images), len(prompts.classnames) * len(prompts.templates),
+                   data.num_classes, prompts, seconds, cached)
+
+
+def retrieval(spec, data: RetrievalData, encoder: Encoder, cache: ImageEmbeddingCache,
+              language: str, batch_size: int, num_workers: int) -> Outcome:
+    texts = embed_texts(encoder, data.texts, batch_size)
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
+    all_scores = metrics.retrieval_metrics(images, texts, torch.as_tensor(data.text_to_image))
+    scores = {name: all_scores[name] for name in spec.metrics}
+    return Outcome(scores, len(data.images), len(data.texts), None, None, seconds, cached)
+
+
+EVALUATORS = {"classification": classification, "retrieval": retrieval}
+
+
+def evaluate(spec: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache, language: str,
+             batch_size: int = 64, num_workers: int = 2) -> Outcome:
+    return EVALUATORS[spec.kind](spec, data, encoder, cache, language, batch_size, num_workers)

@@ -1,0 +1,65 @@
+"""Text for `clipbench list`."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)"
+    return pd.DataFrame(rows).to_markdown(index=False, tablefmt="github", disable_numparse=True)
+
+
+def list_models(pattern: str = "*") -> str:
+    from .models.catalog import model_registry
+
+    registry = model_registry()
+    rows = []
+    for name in registry.names(pattern):
+        spec = registry.get(name)
+        rows.append({
+            "model": name,
+            "backend": spec.backend,
+            "id": spec.id if not spec.id.startswith("local-dir:") else "bundled",
+            "revision": spec.revision or "-",
+            "languages": ",".join(spec.languages) or "-",
+            "parameters": f"{spec.parameters / 1e6:.1f}M" if spec.parameters else "-",
+            "licence": spec.licence,
+        })
+    return _table(rows)
+
+
+def task_size(spec) -> str:
+    options = spec.dataset.options
+    return str(options["size"]) if "size" in options else str(options.get("n_images", "-"))
+
+
+def list_tasks(pattern: str = "*") -> str:
+    from .tasks import task_registry
+
+    registry = task_registry()
+    rows = [
+        {
+            "task": name,
+            "kind": (spec := registry.get(name)).kind,
+            "languages": ",".join(spec.languages),
+            "split": spec.split,
+            "size": task_size(spec),
+            "main score": spec.main_score,
+            "format": spec.dataset.format,
+        }
+        for name in registry.names(pattern)
+    ]
+    return _table(rows)
+
+
+def list_suites(pattern: str = "*") -> str:
+    from .tasks import suite_registry
+
+    registry = suite_registry()
+    return _table([
+        {"suite": name, "tasks": len(registry.get(name).tasks), "aggregate": registry.get(name).aggregate,
+         "description": registry.get(name).description}
+        for name in registry.names(pattern)
+    ])

@@ -1,0 +1,118 @@
+"""Metric functions over plain tensors and arrays. Embeddings are L2-normalised float32.
+
+Definitions follow DESIGN.md section 4 and CLIP_benchmark:
+- acc@k: fraction of images whose label is among the k highest logits (k capped at the class count).
+- mean_per_class_recall: balanced accuracy of the argmax (sklearn).
+- text->image R@K: fraction of captions whose image is among the K most similar images.
+- image->text R@K: fraction of images with at least one of their captions among the K most similar captions.
+Retrieval is computed in chunks of queries with `topk`, so memory stays O(chunk x gallery).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import balanced_accuracy_score
+
+RECALL_KS = (1, 5, 10)
+
+
+def classifier_logits(image_emb: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+    """100 * cosine similarity, in float32."""
+    return 100.0 * image_emb.float() @ classifier.float().T
+
+
+def fraction(hits: torch.Tensor) -> float:
+    """Mean of a boolean tensor as an exact count ratio in double precision (no float32 rounding)."""
+    return int(hits.sum().item()) / hits.numel() if hits.numel() else float("nan")
+
+
+def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Per sample: True where the label is among the top-k logits (k capped at the number of classes)."""
+    k = min(k, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    return (top == labels.view(-1, 1)).any(dim=1)
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    return fraction(topk_hits(logits, labels, k))
+
+
+def mean_per_class_recall(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    preds = logits.argmax(dim=1).cpu().numpy()
+    return float(balanced_accuracy_score(labels.cpu().numpy(), preds))
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in names:
+        if name == "acc1":
+            out[name] = topk_accuracy(logits, labels, 1)
+        elif name == "acc5":
+            out[name] = topk_accuracy(logits, labels, 5)
+        elif name == "mean_per_class_recall":
+            out[name] = mean_per_class_recall(logits, labels)
+        else:
+            raise ValueError(f"unknown classification metric {name}")
+    return out
+
+
+def _first_hit(hits: torch.Tensor) -> torch.Tensor:
+    """Index of the first True in each row of a (queries, k) bool tensor; k where there is none."""
+    k = hits.shape[1]
+    position = torch.arange(k, device=hits.device).expand_as(hits)
+    return torch.where(hits, position, torch.full_like(position, k)).min(dim=1).values
+
+
+def retrieval_ranks(
+    image_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    text_to_image: torch.Tensor,
+    max_k: int = max(RECALL_KS),
+    chunk_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-based rank of the first correct item for every query, capped at max_k (= not found in the top max_k).
+
+    Returns (t2i, i2t): one entry per caption and one per image.
+    """
+    image_emb, text_emb = image_emb.float(), text_emb.float()
+    text_to_image = text_to_image.to(image_emb.device).long()
+    k_images = min(max_k, image_emb.shape[0])
+    k_texts = min(max_k, text_emb.shape[0])
+
+    t2i = []
+    for start in range(0, text_emb.shape[0], chunk_size):
+        scores = text_emb[start:start + chunk_size] @ image_emb.T
+        top = scores.topk(k_images, dim=1).indices
+        hits = top == text_to_image[start:start + chunk_size].view(-1, 1)
+        t2i.append(_first_hit(hits))
+
+    i2t = []
+    for start in range(0, image_emb.shape[0], chunk_size):
+        scores = image_emb[start:start + chunk_size] @ text_emb.T
+        top = scores.topk(k_texts, dim=1).indices
+        owners = text_to_image[top]
+        wanted = torch.arange(start, start + scores.shape[0], device=owners.device).view(-1, 1)
+        i2t.append(_first_hit(owners == wanted))
+
+    none = torch.zeros(0, dtype=torch.long)
+    t2i_rank = torch.cat(t2i).cpu() if t2i else none
+    i2t_rank = torch.cat(i2t).cpu() if i2t else none
+    # a capped rank means "not in the top max_k"; mark it as max_k whatever the gallery size
+    t2i_rank[t2i_rank >= k_images] = max_k
+    i2t_rank[i2t_rank >= k_texts] = max_k
+    return t2i_rank, i2t_rank
+
+
+def recalls_from_ranks(t2i_rank: torch.Tensor, i2t_rank: torch.Tensor, ks=RECALL_KS) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for direction, ranks in (("t2i", t2i_rank), ("i2t", i2t_rank)):
+        for k in ks:
+            out[f"{direction}_recall@{k}"] = fraction(ranks < k)
+        out[f"{direction}_mean_recall"] = float(np.mean([out[f"{direction}_recall@{k}"] for k in ks]))
+    out["mean_recall"] = float(np.mean([out[f"{d}_recall@{k}"] for d in ("t2i", "i2t") for k in ks]))
+    return out
+
+
+def retrieval_metrics(image_emb, text_emb, text_to_image, chunk_size: int = 1024) -> dict[str, float]:
+    return recalls_from_ranks(*retrieval_ranks(image_emb, text_emb, text_to_image, chunk_size=chunk_size))

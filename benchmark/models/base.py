@@ -1,0 +1,122 @@
+"""The Encoder contract every backend fulfils, and what they share."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ClipbenchError
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Encoder:
+    """A loaded model. Subclasses implement `_images` and `_texts` (raw features); the public methods
+    add autocast, L2 normalisation and float32 output.
+
+    `preprocess` maps a PIL image to a (C, H, W) tensor: the transform that belongs to the weights.
+    `info` is provenance: backend, id, revision, checkpoint path and hash, parameter count.
+    """
+
+    def __init__(self, name: str, preprocess: Callable, device: torch.device, precision: str, info: dict):
+        self.name = name
+        self.preprocess = preprocess
+        self.device = device
+        self.precision = precision
+        self.info = info
+
+    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _texts(self, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            features = self._images(pixels.to(self.device, non_blocking=True))
+        return F.normalize(features.float(), dim=-1)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        with self.autocast():
+            features = self._texts(list(texts))
+        return F.normalize(features.float(), dim=-1)
+
+    @property
+    def preprocess_id(self) -> str:
+        """Identifies the preprocessing, for caching image embeddings."""
+        return hashlib.sha256(repr(self.preprocess).encode()).hexdigest()[:16]
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ClipbenchError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto", exit_code=2)
+    if requested not in ("cpu", "cuda") and not requested.startswith("cuda:"):
+        raise ClipbenchError(f"unknown --device '{requested}'; use auto, cpu or cuda", exit_code=2)
+    return torch.device(requested)
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise ClipbenchError(f"unknown --precision '{precision}'; use fp32, bf16 or fp16", exit_code=2)
+    if precision == "fp16" and device.type != "cuda":
+        raise ClipbenchError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU", exit_code=2)
+    return precision
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def offline_hint(what: str, exc: BaseException) -> ClipbenchError | None:
+    """A clear one-line error when `exc` (or its cause) is a hub or network failure, else None."""
+    seen = exc
+    while seen is not None:
+        name = type(seen).__name__
+        text = str(seen)
+        if (
+            name in {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError", "ConnectTimeout",
+                     "HfHubHTTPError", "RepositoryNotFoundError", "GatedRepoError", "MaxRetryError"}
+            or "offline mode" in text.lower()
+            or "couldn't connect" in text.lower()
+            or "cannot find the requested files in the local cache" in text.lower()
+        ):
+            return ClipbenchError(
+                f"could not fetch {what} from the Hugging Face hub ({name}); run once with network access to fill "
+                "the cache (or copy the files into $HF_HOME/hub), or pass a local directory/checkpoint path instead"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def state_dict_mismatch(exc: BaseException, checkpoint: str, architecture: str) -> ClipbenchError | None:
+    text = str(exc)
+    if "state_dict" in text or "size mismatch" in text or "Missing key" in text or "Unexpected key" in text:
+        detail = next((line.strip() for line in text.splitlines() if "size mismatch" in line or "Missing key" in line
+                       or "Unexpected key" in line), text.splitlines()[0] if text else "")
+        return ClipbenchError(
+            f"checkpoint {checkpoint} does not fit architecture '{architecture}' ({detail[:160]}); "
+            "pass the --model architecture this checkpoint was trained with"
+        )
+    return None

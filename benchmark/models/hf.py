@@ -1,0 +1,97 @@
+"""transformers backend: CLIPModel-style models through get_image_features / get_text_features."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import ClipbenchError
+from .base import Encoder, count_parameters, offline_hint, sha256_file
+
+
+def _pooled(output) -> torch.Tensor:
+    """transformers v5 may return a model output from get_*_features; the projected features are its pooler_output."""
+    if isinstance(output, torch.Tensor):
+        return output
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is None:
+        raise ClipbenchError(f"the model returned {type(output).__name__} without pooled features; it is not CLIP-like")
+    return pooled
+
+
+class HFEncoder(Encoder):
+    def __init__(self, name, model, processor, device, precision, info, context_length=None):
+        self.processor = processor
+        self.context_length = context_length or getattr(processor.tokenizer, "model_max_length", None)
+        if self.context_length and self.context_length > 100_000:  # "no limit" sentinel
+            self.context_length = None
+        super().__init__(name, self._preprocess, device, precision, info)
+        self.model = model
+
+    def _preprocess(self, image):
+        return self.processor.image_processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+
+    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _pooled(self.model.get_image_features(pixel_values=pixels))
+
+    def _texts(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.processor.tokenizer(
+            texts, padding=True, truncation=self.context_length is not None,
+            max_length=self.context_length, return_tensors="pt",
+        ).to(self.device)
+        return _pooled(self.model.get_text_features(**tokens))
+
+    @property
+    def preprocess_id(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(repr(self.processor.image_processor.to_dict()).encode()).hexdigest()[:16]
+
+
+def weights_file(model_id: str, revision: str | None) -> str | None:
+    """The weights file transformers read: a local directory's, or the cached hub file."""
+    names = ("model.safetensors", "pytorch_model.bin")
+    if os.path.isdir(model_id):
+        return next((str(Path(model_id) / n) for n in names if (Path(model_id) / n).is_file()), None)
+    from huggingface_hub import try_to_load_from_cache
+
+    for n in names:
+        found = try_to_load_from_cache(model_id, n, revision=revision)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def load(name: str, model_id: str, device: torch.device, precision: str, revision: str | None = None,
+         trust_remote_code: bool = False, context_length: int | None = None) -> HFEncoder:
+    from transformers import AutoModel, AutoProcessor
+
+    if model_id.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(model_id)):
+        raise ClipbenchError(f"model directory {model_id} does not exist; check the path", exit_code=2)
+    model_id = os.path.expanduser(model_id)
+    try:
+        model = AutoModel.from_pretrained(model_id, revision=revision, trust_remote_code=trust_remote_code)
+        processor = AutoProcessor.from_pretrained(model_id, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        problem = offline_hint(model_id, exc)
+        if problem:
+            raise problem from None
+        if "trust_remote_code" in str(exc):
+            raise ClipbenchError(f"{model_id} needs its own code from the hub; re-run with --trust-remote-code if you trust it", exit_code=2) from None
+        raise ClipbenchError(f"could not load {model_id} with transformers: {str(exc).splitlines()[0]}") from None
+    if not hasattr(model, "get_image_features") or not hasattr(model, "get_text_features"):
+        raise ClipbenchError(f"{model_id} ({type(model).__name__}) has no get_image_features/get_text_features; it is not a CLIP-style model", exit_code=2)
+    model.to(device).eval()
+    checkpoint = weights_file(model_id, revision)
+    info = {
+        "backend": "transformers",
+        "id": model_id,
+        "revision": revision or getattr(model.config, "_commit_hash", None),
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+        "parameters": count_parameters(model),
+        "class": type(model).__name__,
+    }
+    return HFEncoder(name, model, processor, device, precision, info, context_length)

@@ -1,0 +1,88 @@
+"""open_clip backend: `ARCH` + pretrained tag or checkpoint file, `hf-hub:org/name`, or `local-dir:PATH`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import ClipbenchError
+from .base import Encoder, count_parameters, offline_hint, sha256_file, state_dict_mismatch
+
+
+class OpenClipEncoder(Encoder):
+    def __init__(self, name, model, preprocess, tokenizer, device, precision, info):
+        super().__init__(name, preprocess, device, precision, info)
+        self.model = model
+        self.tokenizer = tokenizer
+
+    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
+
+    def _texts(self, texts: list[str]) -> torch.Tensor:
+        return self.model.encode_text(self.tokenizer(texts).to(self.device))
+
+
+def checkpoint_path(model_id: str, pretrained: str | None) -> str | None:
+    """The weights file open_clip will read, resolved the way open_clip resolves it (cache hits only)."""
+    import open_clip
+    from open_clip import factory
+
+    if model_id.startswith("local-dir:"):
+        found = factory._find_checkpoint_in_dir(Path(model_id[len("local-dir:"):]))
+        return str(found) if found else None
+    if model_id.startswith("hf-hub:"):
+        return factory.download_pretrained_from_hf(model_id[len("hf-hub:"):])
+    if pretrained and os.path.isfile(pretrained):
+        return pretrained
+    if pretrained:
+        cfg = open_clip.get_pretrained_cfg(model_id, pretrained)
+        return open_clip.download_pretrained(cfg) if cfg else None
+    return None
+
+
+def check_request(model_id: str, pretrained: str | None) -> None:
+    import open_clip
+
+    if model_id.startswith("local-dir:"):
+        folder = Path(model_id[len("local-dir:"):])
+        if not (folder / "open_clip_config.json").is_file():
+            raise ClipbenchError(f"{folder} has no open_clip_config.json: 'local-dir:' needs open_clip's hub layout (config + weights)", exit_code=2)
+        return
+    if model_id.startswith("hf-hub:"):
+        return
+    if model_id.replace("/", "-") not in open_clip.list_models():
+        raise ClipbenchError(f"'{model_id}' is neither a registered model nor an open_clip architecture; see 'clipbench list models'", exit_code=2)
+    if pretrained and not os.path.isfile(pretrained) and not open_clip.get_pretrained_cfg(model_id, pretrained):
+        if any(sep in pretrained for sep in ("/", "\\", ".pt", ".bin", ".safetensors")):
+            raise ClipbenchError(f"checkpoint file {pretrained} does not exist; check the --pretrained path", exit_code=2)
+        tags = [t for a, t in open_clip.list_pretrained() if a == model_id]
+        raise ClipbenchError(f"'{pretrained}' is not an open_clip pretrained tag of {model_id} (known: {', '.join(tags) or 'none'}) nor a file", exit_code=2)
+
+
+def load(name: str, model_id: str, pretrained: str | None, device: torch.device, precision: str,
+         revision: str | None = None) -> OpenClipEncoder:
+    import open_clip
+
+    check_request(model_id, pretrained)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(model_id, pretrained=pretrained, device=device)
+        tokenizer = open_clip.get_tokenizer(model_id)
+        checkpoint = checkpoint_path(model_id, pretrained)
+    except (RuntimeError, ValueError, OSError) as exc:
+        problem = offline_hint(f"{model_id} {pretrained or ''}".strip(), exc) or state_dict_mismatch(exc, str(pretrained or model_id), model_id)
+        if problem:
+            raise problem from None
+        raise
+    model.eval()
+    info = {
+        "backend": "open_clip",
+        "id": model_id,
+        "pretrained": pretrained,
+        "revision": revision,
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint and os.path.isfile(checkpoint) else None,
+        "parameters": count_parameters(model),
+    }
+    return OpenClipEncoder(name, model, preprocess, tokenizer, device, precision, info)

@@ -1,0 +1,89 @@
+"""Strict, typed specs for tasks, suites and models. Unknown keys and missing fields are errors."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
+
+CLASSIFICATION_METRICS = ("acc1", "acc5", "mean_per_class_recall")
+RETRIEVAL_METRICS = (
+    "t2i_recall@1", "t2i_recall@5", "t2i_recall@10",
+    "i2t_recall@1", "i2t_recall@5", "i2t_recall@10",
+    "t2i_mean_recall", "i2t_mean_recall", "mean_recall",
+)
+METRICS_BY_KIND = {"classification": CLASSIFICATION_METRICS, "retrieval": RETRIEVAL_METRICS}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(BaseModel):
+    """Where the data is and in which layout. Keys beyond `format` belong to that format's options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    format: str
+
+    @property
+    def options(self) -> dict:
+        return dict(self.model_extra or {})
+
+
+class TaskSpec(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    kind: Literal["classification", "retrieval"]
+    description: str
+    languages: list[str] = Field(min_length=1)
+    split: str
+    metrics: list[str] = Field(min_length=1)
+    main_score: str
+    dataset: DatasetSpec
+    prompts: Optional[str] = None  # prompts/<language>/<prompts>.json, classification only
+    num_classes: Optional[int] = Field(default=None, gt=1)
+    source_file: str = ""
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        import re
+
+        for lang in value:
+            if not re.match(LANGUAGE_PATTERN, lang):
+                raise ValueError(f"'{lang}' is not a language code (use ISO 639-1, e.g. en, pt, zh)")
+        if len(set(value)) != len(value):
+            raise ValueError("a language is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TaskSpec":
+        allowed = METRICS_BY_KIND[self.kind]
+        for metric in self.metrics:
+            if metric not in allowed:
+                raise ValueError(f"metric '{metric}' is not one of the {self.kind} metrics {list(allowed)}")
+        if self.main_score not in self.metrics:
+            raise ValueError(f"main_score '{self.main_score}' must be one of metrics {self.metrics}")
+        return self
+
+
+class SuiteSpec(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str
+    tasks: list[str] = Field(min_length=1)
+    aggregate: Literal["mean"] = "mean"
+    source_file: str = ""
+
+
+class ModelSpec(Strict):
+    name: str
+    backend: Literal["open_clip", "transformers"]
+    id: str  # open_clip: architecture, 'hf-hub:org/name' or 'local-dir:PATH'; transformers: hub id or directory
+    pretrained: Optional[str] = None  # open_clip pretrained tag or checkpoint file
+    revision: Optional[str] = None
+    languages: list[str] = Field(default_factory=list)  # empty: not declared
+    licence: str = "unknown"
+    context_length: Optional[int] = None
+    parameters: Optional[int] = None
+    notes: str = ""

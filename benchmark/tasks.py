@@ -1,0 +1,103 @@
+"""Finds and validates tasks/**/*.toml and tasks/suites/*.toml. A malformed file is a loud error."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import ClipbenchError
+from .paths import data_dir
+from .registry import Registry
+from .specs import SuiteSpec, TaskSpec
+
+
+def describe_validation_error(path: Path | str, error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(file)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        parts.append(f"field '{field}': {message}")
+    return f"{path}: " + "; ".join(parts)
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ClipbenchError(f"{path}: not valid TOML ({exc}); fix the file") from None
+
+
+def parse(path: Path, model: type[BaseModel]):
+    raw = read_toml(path)
+    try:
+        return model.model_validate({**raw, "source_file": str(path)})
+    except ValidationError as exc:
+        raise ClipbenchError(describe_validation_error(path, exc)) from None
+
+
+def load_task_file(path: Path) -> TaskSpec:
+    from .data import validate_dataset
+
+    spec = parse(path, TaskSpec)
+    if spec.name != path.stem:
+        raise ClipbenchError(f"{path}: field 'name' is '{spec.name}' but the file is named '{path.stem}.toml'; make them equal")
+    validate_dataset(spec)
+    return spec
+
+
+@functools.cache
+def task_registry(root: Path | None = None) -> Registry[TaskSpec]:
+    root = root or data_dir("tasks")
+    registry: Registry[TaskSpec] = Registry("task")
+    for path in sorted(root.rglob("*.toml")):
+        if path.parent.name == "suites":
+            continue
+        spec = load_task_file(path)
+        registry.register(spec.name, spec, origin=str(path))
+    return registry
+
+
+@functools.cache
+def suite_registry(root: Path | None = None) -> Registry[SuiteSpec]:
+    root = root or data_dir("tasks")
+    tasks = task_registry(root)
+    registry: Registry[SuiteSpec] = Registry("suite")
+    for path in sorted((root / "suites").glob("*.toml")):
+        suite = parse(path, SuiteSpec)
+        for member in suite.tasks:
+            if member not in tasks:
+                raise ClipbenchError(f"{path}: field 'tasks': {tasks.unknown_message(member)}")
+        registry.register(suite.name, suite, origin=str(path))
+    return registry
+
+
+def resolve(names: list[str]) -> list[TaskSpec]:
+    """Task names, suite names or local CLIP_benchmark-layout directories, in order, without repeats."""
+    from .data.wds import task_from_directory
+
+    tasks, suites = task_registry(), suite_registry()
+    out: list[TaskSpec] = []
+    for name in names:
+        if name in suites:
+            out.extend(tasks.get(member) for member in suites.get(name).tasks)
+        elif name in tasks:
+            out.append(tasks.get(name))
+        elif Path(name).expanduser().is_dir() or "/" in name or name.startswith("."):
+            out.append(task_from_directory(Path(name).expanduser()))
+        else:
+            raise ClipbenchError(tasks.unknown_message(name), exit_code=2)
+    seen, unique = set(), []
+    for spec in out:
+        key = spec.source_file or spec.name
+        if key not in seen:
+            seen.add(key)
+            unique.append(spec)
+    return unique
