@@ -1,0 +1,59 @@
+"""Builders for small on-disk fixtures in the exact layouts clipbench reads."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_wds(root: Path, samples: list[dict], split: str = "test", shard_size: int = 50,
+              classnames: list[str] | None = None, templates: list[str] | None = None,
+              dataset_type: str | None = None, image_format: str = "png") -> Path:
+    """A CLIP_benchmark-layout webdataset written with webdataset's own ShardWriter, as
+    clip_benchmark_export_wds does. Each sample: {"image": PIL image, "cls": int} or {"image", "txt": [...]}."""
+    import webdataset
+
+    (root / split).mkdir(parents=True, exist_ok=True)
+    with webdataset.ShardWriter(str(root / split / "%d.tar"), maxcount=shard_size, verbose=0) as sink:
+        for index, sample in enumerate(samples):
+            buffer = io.BytesIO()
+            sample["image"].save(buffer, format={"jpg": "JPEG"}.get(image_format, image_format.upper()))
+            record = {"__key__": "s%07d" % index, image_format: buffer.getvalue()}
+            if "cls" in sample:
+                record["cls"] = int(sample["cls"])
+            if "txt" in sample:
+                record["txt"] = "\n".join(sample["txt"])
+            sink.write(record)
+        shards = sink.shard
+    (root / split / "nshards.txt").write_text(f"{shards}\n")
+    if classnames is not None:
+        (root / "classnames.txt").write_text("\n".join(classnames) + "\n", encoding="utf-8")
+    if templates is not None:
+        (root / "zeroshot_classification_templates.txt").write_text("\n".join(templates) + "\n", encoding="utf-8")
+    if dataset_type is not None:
+        (root / "dataset_type.txt").write_text(dataset_type + "\n")
+    return root
+
+
+def drawn_image(seed: int, size: int = 48) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def clipbench(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line in a subprocess, as a user would."""
+    import os
+
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=600)
+
+
+def read_results(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))]
