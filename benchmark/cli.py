@@ -38,11 +38,14 @@ def run(
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (autocast; similarities stay float32)."),
     num_workers: int = typer.Option(min(4, os.cpu_count() or 1), "--num-workers", "-j", help="DataLoader workers decoding images."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow transformers models that ship their own code."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="CLIPBENCH_DATA_ROOT", help="Folder holding datasets in their publishers' layouts."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
     from .table import run_table
 
+    if data_root is not None:
+        os.environ["CLIPBENCH_DATA_ROOT"] = str(data_root)
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol
 
@@ -73,6 +75,17 @@ class RetrievalData:
 class Format:
     options: type[BaseModel]
     load: Callable[[TaskSpec, BaseModel, str], "ClassificationData | RetrievalData"]
+
+
+def data_root() -> Path:
+    """Where registered tasks find their data: $CLIPBENCH_DATA_ROOT (set by --data-root), else ~/clipbench-data."""
+    return Path(os.environ.get("CLIPBENCH_DATA_ROOT") or Path.home() / "clipbench-data").expanduser()
+
+
+def resolve_path(path: str) -> Path:
+    """A dataset path from a task file: absolute, or relative to the data root."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else data_root() / candidate
 
 
 def formats() -> dict[str, Format]:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import ClipbenchError
 from ..prompts import Prompts, check
 from ..specs import DatasetSpec, TaskSpec
-from . import ClassificationData, Format, RetrievalData
+from . import ClassificationData, Format, RetrievalData, resolve_path
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 LABEL_EXTENSIONS = ("cls", "npy", "txt")
@@ -166,7 +166,7 @@ def _prompts(root: Path, language: str, num_classes: int | None) -> Prompts:
 
 
 def load(spec: TaskSpec, options: Options, language: str):
-    root = Path(options.path).expanduser()
+    root = resolve_path(options.path)
     shards = _check_root(root, spec.split)
     kind = dataset_type(root)
     samples = scan(shards)
