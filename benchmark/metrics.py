@@ -43,10 +43,55 @@ def mean_per_class_recall(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(balanced_accuracy_score(labels.cpu().numpy(), preds))
 
 
+def elevater_probabilities(logits: torch.Tensor) -> np.ndarray:
+    """ELEVATER scores softmax(100 * cosine); `logits` here already are 100 * cosine."""
+    return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+
+def interpolated_precision(scores: np.ndarray, targets: np.ndarray, points: int = 11) -> np.ndarray:
+    """VOC-2007 style: precision at recall 1.0, 0.9, ..., 0.0, each the highest precision reached at that
+    recall or beyond (the running maximum along sklearn's precision-recall curve)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(targets, scores)
+    out = np.zeros(points)
+    for i, level in enumerate(np.linspace(1, 0, points)):
+        reached = precision[recall >= level]
+        out[i] = reached.max() if reached.size else 0.0
+    return out
+
+
+def map_11point(probabilities: np.ndarray, targets: np.ndarray) -> float:
+    """Multi-label 11-point interpolated mAP (ELEVATER, VOC 2007): per class with at least one positive,
+    the mean of the 11 interpolated precisions; then the mean over those classes."""
+    present = np.where(targets.sum(axis=0) > 0)[0]
+    return float(np.mean([interpolated_precision(probabilities[:, c], targets[:, c]).mean() for c in present]))
+
+
+def roc_auc(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Binary ROC-AUC of the positive class's probability (ELEVATER, Hateful Memes)."""
+    from sklearn.metrics import roc_auc_score
+
+    if probabilities.shape[1] != 2:
+        raise ValueError("roc_auc needs exactly two classes")
+    return float(roc_auc_score(labels, probabilities[:, 1]))
+
+
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict[str, float]:
+    """`labels`: (N,) class indices, or (N, C) 0/1 for multi-label data (then only map_11point applies)."""
     out: dict[str, float] = {}
+    if labels.dim() == 2:
+        unsupported = [n for n in names if n != "map_11point"]
+        if unsupported:
+            raise ValueError(f"multi-label data supports map_11point only, not {unsupported}")
+        return {"map_11point": map_11point(elevater_probabilities(logits), labels.cpu().numpy())}
     for name in names:
-        if name == "acc1":
+        if name == "map_11point":
+            targets = np.eye(logits.shape[1], dtype=np.int64)[labels.cpu().numpy()]
+            out[name] = map_11point(elevater_probabilities(logits), targets)
+        elif name == "roc_auc":
+            out[name] = roc_auc(elevater_probabilities(logits), labels.cpu().numpy())
+        elif name == "acc1":
             out[name] = topk_accuracy(logits, labels, 1)
         elif name == "acc5":
             out[name] = topk_accuracy(logits, labels, 5)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
 
-CLASSIFICATION_METRICS = ("acc1", "acc5", "mean_per_class_recall")
+CLASSIFICATION_METRICS = ("acc1", "acc5", "mean_per_class_recall", "map_11point", "roc_auc")
 RETRIEVAL_METRICS = (
     "t2i_recall@1", "t2i_recall@5", "t2i_recall@10",
     "i2t_recall@1", "i2t_recall@5", "i2t_recall@10",

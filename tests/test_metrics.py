@@ -143,3 +143,46 @@ def test_clip_benchmark_topk_helper_status_is_known():
             accuracy(logits, labels, topk=(1,))
     else:
         assert accuracy(logits, labels, topk=(1,))[0] == metrics.topk_accuracy(logits, labels, 1)
+
+
+def test_interpolated_precision_by_hand():
+    # ranking: pos, neg, pos, neg -> (recall, precision) points (0.5, 1.0), (1.0, 2/3)
+    scores = np.array([0.9, 0.8, 0.7, 0.1])
+    targets = np.array([1, 0, 1, 0])
+    interp = metrics.interpolated_precision(scores, targets)
+    # recall levels 1.0 .. 0.6 -> best precision at recall >= level is 2/3; 0.5 .. 0.0 -> 1.0
+    expected = np.array([2 / 3] * 5 + [1.0] * 6)
+    assert np.allclose(interp, expected)
+    assert metrics.map_11point(np.stack([scores, 1 - scores], 1), np.stack([targets, 1 - targets], 1)) == pytest.approx(
+        (expected.mean() + metrics.interpolated_precision(1 - scores, 1 - targets).mean()) / 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_map_11point_equals_elevater(seed):
+    from vision_evaluation.evaluators import MeanAveragePrecisionNPointsEvaluator
+
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((120, 20)) < 0.15).astype(np.int64)
+    targets[:, 7] = 0  # a class without positives is left out, as ELEVATER does
+    logits = torch.tensor(100 * (0.2 * targets + 0.3 * rng.random((120, 20))))
+    probabilities = metrics.elevater_probabilities(logits)
+    evaluator = MeanAveragePrecisionNPointsEvaluator(11)
+    evaluator.add_predictions(probabilities, targets)
+    theirs = evaluator.get_report()["mAP_11_points"]
+    ours = metrics.classification_metrics(logits, torch.tensor(targets), ["map_11point"])["map_11point"]
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    assert 0.2 < ours < 1.0
+
+
+def test_roc_auc_and_balanced_accuracy_equal_elevater():
+    from vision_evaluation.evaluators import BalancedAccuracyScoreEvaluator, RocAucEvaluator
+
+    logits, labels = _random_classification(4, classes=2)
+    probabilities = metrics.elevater_probabilities(logits)
+    ours = metrics.classification_metrics(logits, labels, ["roc_auc", "mean_per_class_recall"])
+    auc = RocAucEvaluator()
+    auc.add_predictions(probabilities, labels.numpy())
+    assert ours["roc_auc"] == pytest.approx(auc.get_report()["roc_auc"], abs=1e-12)
+    balanced = BalancedAccuracyScoreEvaluator()
+    balanced.add_predictions(probabilities, labels.numpy())
+    assert ours["mean_per_class_recall"] == pytest.approx(balanced.get_report()["balanced_accuracy"], abs=1e-12)

@@ -165,6 +165,18 @@ def _prompts(root: Path, language: str, num_classes: int | None) -> Prompts:
     return check(prompts, num_classes, str(root))
 
 
+def _multilabels(root: Path, samples: list[dict], num_classes: int) -> np.ndarray:
+    rows = []
+    for sample in samples:
+        if "npy" not in sample:
+            raise ClipbenchError(f"{root}: sample '{sample['__key__']}' has no 'npy' label vector; a multilabel dataset needs one")
+        row = np.load(io.BytesIO(sample["npy"]), allow_pickle=False).reshape(-1)
+        if row.shape[0] != num_classes:
+            raise ClipbenchError(f"{root}: sample '{sample['__key__']}' has {row.shape[0]} labels but classnames has {num_classes} names")
+        rows.append((row > 0).astype(np.int64))
+    return np.stack(rows)
+
+
 def load(spec: TaskSpec, options: Options, language: str):
     root = resolve_path(options.path)
     shards = _check_root(root, spec.split)
@@ -191,8 +203,10 @@ def load(spec: TaskSpec, options: Options, language: str):
                     owners.append(index)
         return RetrievalData(images=source_images, texts=texts, text_to_image=np.array(owners, dtype=np.int64))
 
+    prompts = _prompts(root, language, spec.num_classes)
     if kind == "multilabel":
-        raise ClipbenchError(f"{root}: multi-label webdatasets (dataset_type.txt = multilabel) are not supported yet")
+        return ClassificationData(images=source_images, labels=_multilabels(root, samples, len(prompts.classnames)),
+                                  num_classes=len(prompts.classnames), prompts=prompts)
     labels = []
     for sample in samples:
         if "cls" not in sample:
@@ -201,7 +215,6 @@ def load(spec: TaskSpec, options: Options, language: str):
             labels.append(int(sample["cls"].decode("utf-8").strip()))
         except ValueError:
             raise ClipbenchError(f"{root}: sample '{sample['__key__']}' has a 'cls' that is not an integer") from None
-    prompts = _prompts(root, language, spec.num_classes)
     labels_array = np.array(labels, dtype=np.int64)
     if labels_array.min() < 0 or labels_array.max() >= len(prompts.classnames):
         raise ClipbenchError(
@@ -214,8 +227,11 @@ def load(spec: TaskSpec, options: Options, language: str):
 def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
     root = root.resolve()
     _check_root(root, split)
-    kind = "retrieval" if dataset_type(root) == "retrieval" else "classification"
+    raw_type = dataset_type(root)
+    kind = "retrieval" if raw_type == "retrieval" else "classification"
     from ..specs import METRICS_BY_KIND
+
+    metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "roc_auc")]
 
     name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-.") or "local"
     return TaskSpec(
@@ -224,8 +240,8 @@ def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
         description=f"local directory {root}",
         languages=[directory_language(root)] if kind == "retrieval" else directory_languages(root),
         split=split,
-        metrics=list(METRICS_BY_KIND[kind]),
-        main_score="acc1" if kind == "classification" else "mean_recall",
+        metrics=metrics,
+        main_score=metrics[0] if kind == "classification" else "mean_recall",
         dataset=DatasetSpec(format="wds", path=str(root)),
         source_file=str(root),
     )
