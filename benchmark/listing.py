@@ -14,17 +14,20 @@ def _table(rows: list[dict]) -> str:
 def list_models(pattern: str = "*") -> str:
     from .models.catalog import model_registry
 
+    from .models.hub import cached_weights, count_parameters_in
+
     registry = model_registry()
     rows = []
     for name in registry.names(pattern):
         spec = registry.get(name)
+        parameters = spec.parameters or count_parameters_in(cached_weights(spec.id, spec.revision))
         rows.append({
             "model": name,
             "backend": spec.backend,
             "id": spec.id if not spec.id.startswith("local-dir:") else "bundled",
-            "revision": spec.revision or "-",
+            "revision": spec.revision or ("main" if spec.id.count("/") else "-"),
             "languages": ",".join(spec.languages) or "-",
-            "parameters": f"{spec.parameters / 1e6:.1f}M" if spec.parameters else "-",
+            "parameters": f"{parameters / 1e6:.1f}M" if parameters else "not cached",
             "licence": spec.licence,
         })
     return _table(rows)

@@ -1,4 +1,9 @@
-"""The registered models, one spec each."""
+"""The registered models, one spec each.
+
+Hub revisions: this project's machines cannot reach the hub, so no commit below was checked here; the
+specs leave `revision` unset (the hub's `main`) and every result records the commit actually loaded,
+read from the hub cache. Pin a commit in `revision` once it has been verified.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,69 @@ def specs() -> list[ModelSpec]:
             languages=["en", "pt", "zh"],
             licence="MIT",
             notes="bundled: a tiny ViT trained by `python -m benchmark.train_tiny` on drawn shapes",
+        ),
+        ModelSpec(
+            name="capivara",
+            backend="open_clip",
+            id="hf-hub:hiaac-nlp/CAPIVARA",
+            languages=["pt"],
+            licence="MIT",
+            context_length=77,
+            notes="CAPIVARA (arXiv:2310.13683): OpenCLIP ViT-B/32 + XLM-R base fine-tuned on Portuguese captions",
+        ),
+        ModelSpec(
+            name="openclip-xlmr-b32",
+            backend="open_clip",
+            id="hf-hub:laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k",
+            languages=["en", "pt", "zh"],
+            licence="MIT",
+            context_length=77,
+            notes="open_clip xlm-roberta-base-ViT-B-32 / laion5b_s13b_b90k, read from the repository that tag points at; CAPIVARA's baseline",
+        ),
+        ModelSpec(
+            name="openclip-vit-b16-laion2b",
+            backend="open_clip",
+            id="hf-hub:laion/CLIP-ViT-B-16-laion2B-s34B-b88K",
+            languages=["en"],
+            licence="MIT",
+            context_length=77,
+            notes="OpenCLIP ViT-B/16 trained on LAION-2B",
+        ),
+        ModelSpec(
+            name="altclip",
+            backend="transformers",
+            id="BAAI/AltCLIP",
+            languages=["en", "zh"],
+            licence="CreativeML OpenRAIL-M",
+            context_length=77,
+            notes="AltCLIPModel + AltCLIPProcessor: CLIP ViT-L/14 image tower, XLM-R large text tower ([CLS] pooled)",
+        ),
+        ModelSpec(
+            name="cft-clip",
+            backend="transformers",
+            id="humane-lab/CFT-CLIP",
+            languages=["en"],
+            licence="not stated on the model card",
+            context_length=77,
+            notes="CLIPModel ViT-L/14 fine-tuned on news thumbnails (CFT-CLIP); base: openai-vit-l14",
+        ),
+        ModelSpec(
+            name="openai-vit-l14",
+            backend="transformers",
+            id="openai/clip-vit-large-patch14",
+            languages=["en"],
+            licence="MIT (openai/CLIP repository)",
+            context_length=77,
+            notes="OpenAI CLIP ViT-L/14 (224 px)",
+        ),
+        ModelSpec(
+            name="openai-vit-b32",
+            backend="transformers",
+            id="openai/clip-vit-base-patch32",
+            languages=["en"],
+            licence="MIT (openai/CLIP repository)",
+            context_length=77,
+            notes="OpenAI CLIP ViT-B/32",
         ),
     ]
 

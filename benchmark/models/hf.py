@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
 from ..errors import ClipbenchError
 from .base import Encoder, count_parameters, offline_hint, sha256_file
+from .hub import cached_weights, commit_of
 
 
 def _pooled(output) -> torch.Tensor:
@@ -50,23 +50,12 @@ class HFEncoder(Encoder):
         return hashlib.sha256(repr(self.processor.image_processor.to_dict()).encode()).hexdigest()[:16]
 
 
-def weights_file(model_id: str, revision: str | None) -> str | None:
-    """The weights file transformers read: a local directory's, or the cached hub file."""
-    names = ("model.safetensors", "pytorch_model.bin")
-    if os.path.isdir(model_id):
-        return next((str(Path(model_id) / n) for n in names if (Path(model_id) / n).is_file()), None)
-    from huggingface_hub import try_to_load_from_cache
-
-    for n in names:
-        found = try_to_load_from_cache(model_id, n, revision=revision)
-        if isinstance(found, str):
-            return found
-    return None
-
-
 def load(name: str, model_id: str, device: torch.device, precision: str, revision: str | None = None,
          trust_remote_code: bool = False, context_length: int | None = None) -> HFEncoder:
     from transformers import AutoModel, AutoProcessor
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     if model_id.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(model_id)):
         raise ClipbenchError(f"model directory {model_id} does not exist; check the path", exit_code=2)
@@ -84,11 +73,11 @@ def load(name: str, model_id: str, device: torch.device, precision: str, revisio
     if not hasattr(model, "get_image_features") or not hasattr(model, "get_text_features"):
         raise ClipbenchError(f"{model_id} ({type(model).__name__}) has no get_image_features/get_text_features; it is not a CLIP-style model", exit_code=2)
     model.to(device).eval()
-    checkpoint = weights_file(model_id, revision)
+    checkpoint = cached_weights(model_id, revision)
     info = {
         "backend": "transformers",
         "id": model_id,
-        "revision": revision or getattr(model.config, "_commit_hash", None),
+        "revision": revision or commit_of(checkpoint) or getattr(model.config, "_commit_hash", None),
         "checkpoint": checkpoint,
         "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         "parameters": count_parameters(model),

@@ -9,6 +9,7 @@ import torch
 
 from ..errors import ClipbenchError
 from .base import Encoder, count_parameters, offline_hint, sha256_file, state_dict_mismatch
+from .hub import commit_of
 
 
 class OpenClipEncoder(Encoder):
@@ -76,11 +77,16 @@ def load(name: str, model_id: str, pretrained: str | None, device: torch.device,
             raise problem from None
         raise
     model.eval()
+    resolved = commit_of(checkpoint)
+    if revision and resolved and resolved != revision:
+        raise ClipbenchError(
+            f"{model_id}: the hub cache gave commit {resolved} but the spec pins {revision}; "
+            f"fetch that revision (huggingface-cli download {model_id[len('hf-hub:'):]} --revision {revision}) and retry")
     info = {
         "backend": "open_clip",
         "id": model_id,
         "pretrained": pretrained,
-        "revision": revision,
+        "revision": revision or resolved,
         "checkpoint": checkpoint,
         "checkpoint_sha256": sha256_file(checkpoint) if checkpoint and os.path.isfile(checkpoint) else None,
         "parameters": count_parameters(model),
