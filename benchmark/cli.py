@@ -39,6 +39,10 @@ def run(
     num_workers: int = typer.Option(min(4, os.cpu_count() or 1), "--num-workers", "-j", help="DataLoader workers decoding images."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow transformers models that ship their own code."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="CLIPBENCH_DATA_ROOT", help="Folder holding datasets in their publishers' layouts."),
+    group: Optional[str] = typer.Option(None, "--group", help="Name several --model runs as one group (training seeds): tables show mean ± std."),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap draws over the test queries for standard errors and 95% intervals (no re-embedding)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for --bootstrap and --limit (default 0); recorded in every result."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N images per dataset."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
@@ -46,7 +50,7 @@ def run(
 
     if data_root is not None:
         os.environ["CLIPBENCH_DATA_ROOT"] = str(data_root)
-    options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code)
+    options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from . import metrics, prompts as prompt_files
+from .bootstrap import Resampler, classification_resampler, retrieval_resampler
 from .data import ClassificationData, RetrievalData
 from .embed import ImageEmbeddingCache, build_classifier, embed_texts
 from .errors import ClipbenchError
@@ -24,7 +25,7 @@ class Outcome:
     prompts: Prompts | None = None
     image_seconds: float = 0.0
     images_cached: bool = False
-    extra: dict = field(default_factory=dict)
+    resample: Resampler | None = None  # for --bootstrap: recompute the metrics on resampled queries
 
 
 def task_prompts(spec: TaskSpec, data: ClassificationData, language: str) -> Prompts:
@@ -51,16 +52,18 @@ def classification(spec, data: ClassificationData, encoder: Encoder, cache: Imag
     labels = torch.as_tensor(data.labels)
     scores = metrics.classification_metrics(logits, labels, spec.metrics)
     return Outcome(scores, len(data.images), len(prompts.classnames) * len(prompts.templates),
-                   data.num_classes, prompts, seconds, cached)
+                   data.num_classes, prompts, seconds, cached, classification_resampler(logits, labels, spec.metrics))
 
 
 def retrieval(spec, data: RetrievalData, encoder: Encoder, cache: ImageEmbeddingCache,
               language: str, batch_size: int, num_workers: int) -> Outcome:
     texts = embed_texts(encoder, data.texts, batch_size)
     images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
-    all_scores = metrics.retrieval_metrics(images, texts, torch.as_tensor(data.text_to_image))
+    ranks = metrics.retrieval_ranks(images, texts, torch.as_tensor(data.text_to_image))
+    all_scores = metrics.recalls_from_ranks(*ranks)
     scores = {name: all_scores[name] for name in spec.metrics}
-    return Outcome(scores, len(data.images), len(data.texts), None, None, seconds, cached)
+    return Outcome(scores, len(data.images), len(data.texts), None, None, seconds, cached,
+                   retrieval_resampler(*ranks, spec.metrics))
 
 
 EVALUATORS = {"classification": classification, "retrieval": retrieval}

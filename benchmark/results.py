@@ -18,7 +18,13 @@ def slug(text: str) -> str:
 
 
 def result_path(output: Path, result: dict) -> Path:
-    return output / slug(result["model"]["name"]) / f"{slug(result['task'])}.{result['language']}.json"
+    """<output>/<group>/[<checkpoint>/]<task>.<language>[.seed<S>].json"""
+    model = result["model"]
+    folder = output / slug(model.get("group") or model["name"])
+    if model.get("checkpoint_name"):
+        folder = folder / slug(model["checkpoint_name"])
+    seed = f".seed{result['seed']}" if result.get("seed") is not None else ""
+    return folder / f"{slug(result['task'])}.{result['language']}{seed}.json"
 
 
 def write_atomic(path: Path, payload: dict) -> Path:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, data as datasets, models, tasks as task_files
+from .bootstrap import bootstrap
+from .data.subset import subset
 from .embed import ImageEmbeddingCache
 from .errors import ClipbenchError
 from .evaluate import Outcome, evaluate, task_prompts
@@ -26,6 +28,10 @@ class RunOptions:
     precision: str = "fp32"
     num_workers: int = 2
     trust_remote_code: bool = False
+    group: str | None = None  # results of several --model runs named as one group aggregate to mean ± std
+    seed: int | None = None  # for --bootstrap and --limit; recorded
+    bootstrap: int = 0  # resampling draws for standard errors and 95% intervals
+    limit: int | None = None  # evaluate a seeded random subset of this many images per dataset
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -59,8 +65,11 @@ def versions() -> dict:
 
 
 def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, outcome: Outcome,
-                options: RunOptions, started: dt.datetime, wall: float) -> dict:
+                options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None) -> dict:
     fresh = not outcome.images_cached and outcome.image_seconds > 0
+    seed = options.seed if options.seed is not None or not (options.bootstrap or options.limit) else 0
+    if checkpoint is None and options.group and options.group != model.name:
+        checkpoint = model.name  # one member of a group named on the command line
     return {
         "schema_version": SCHEMA_VERSION,
         "task": task.name,
@@ -69,8 +78,10 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
         "split": task.split,
         "main_score": task.main_score,
         "metrics": outcome.metrics,
-        "seed": None,
-        "model": {"name": model.name, **encoder.info},
+        "seed": seed,
+        "bootstrap": bootstrap(outcome.resample, options.bootstrap, seed) if options.bootstrap and outcome.resample else None,
+        "limit": {"n": options.limit, "seed": seed} if options.limit else None,
+        "model": {"name": model.name, "group": options.group or model.name, "checkpoint_name": checkpoint, **encoder.info},
         "dataset": {
             "format": task.dataset.format,
             "location": data.images.location,
@@ -108,6 +119,10 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         raise ClipbenchError("--batch-size must be at least 1", exit_code=2)
     if options.num_workers < 0:
         raise ClipbenchError("--num-workers must be 0 or more", exit_code=2)
+    if options.bootstrap < 0 or (options.bootstrap and options.bootstrap < 10):
+        raise ClipbenchError("--bootstrap needs at least 10 draws (1000 is usual), or 0 for none", exit_code=2)
+    if options.limit is not None and options.limit < 1:
+        raise ClipbenchError("--limit must be at least 1", exit_code=2)
     if not task_names:
         raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
     spec = models.resolve(model_name, pretrained)
@@ -118,19 +133,25 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading
     loaded = {}
     for task, lang in jobs:
-        data = loaded[(task.name, lang, task.source_file)] = datasets.load(task, lang)
+        data = datasets.load(task, lang)
+        if options.limit:
+            data = subset(data, options.limit, options.seed or 0)
+        loaded[(task.name, lang, task.source_file)] = data
         if task.kind == "classification":
             task_prompts(task, data, lang)
 
-    encoder = models.load(spec, device, options.precision, options.trust_remote_code)
-    cache = ImageEmbeddingCache()
     results = []
-    for task, lang in jobs:
-        started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
-        data = loaded[(task.name, lang, task.source_file)]
-        outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers)
-        result = make_result(spec, encoder, task, lang, data, outcome, options, started, time.perf_counter() - t0)
-        path = write_atomic(result_path(options.output, result), result)
-        echo(f"{task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
-        results.append(result)
+    for checkpoint, variant in spec.variants():
+        encoder = models.load(variant, device, options.precision, options.trust_remote_code)  # once per checkpoint
+        cache = ImageEmbeddingCache()  # images embedded once per checkpoint, shared by tasks and languages
+        for task, lang in jobs:
+            started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+            data = loaded[(task.name, lang, task.source_file)]
+            outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers)
+            result = make_result(spec, encoder, task, lang, data, outcome, options, started,
+                                 time.perf_counter() - t0, checkpoint)
+            path = write_atomic(result_path(options.output, result), result)
+            label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
+            echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
+            results.append(result)
     return results

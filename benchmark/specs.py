@@ -76,6 +76,15 @@ class SuiteSpec(Strict):
     source_file: str = ""
 
 
+class CheckpointSpec(Strict):
+    """One checkpoint of a model (e.g. a training seed): fields given here replace the model's."""
+
+    name: str
+    id: Optional[str] = None
+    pretrained: Optional[str] = None
+    revision: Optional[str] = None
+
+
 class ModelSpec(Strict):
     name: str
     backend: Literal["open_clip", "transformers"]
@@ -87,3 +96,14 @@ class ModelSpec(Strict):
     context_length: Optional[int] = None
     parameters: Optional[int] = None
     notes: str = ""
+    checkpoints: list[CheckpointSpec] = Field(default_factory=list)  # several: results aggregate to mean ± std
+
+    def variants(self) -> list[tuple[Optional[str], "ModelSpec"]]:
+        """(checkpoint name, spec to load) for every checkpoint; the spec itself when it lists none."""
+        if not self.checkpoints:
+            return [(None, self)]
+        out = []
+        for checkpoint in self.checkpoints:
+            changes = {k: v for k, v in checkpoint.model_dump().items() if k != "name" and v is not None}
+            out.append((checkpoint.name, self.model_copy(update={**changes, "checkpoints": []})))
+        return out

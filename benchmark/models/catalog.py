@@ -8,7 +8,10 @@ read from the hub cache. Pin a commit in `revision` once it has been verified.
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
+from ..errors import ClipbenchError
 from ..paths import weights_dir
 from ..registry import Registry
 from ..specs import ModelSpec
@@ -90,9 +93,30 @@ def specs() -> list[ModelSpec]:
     ]
 
 
+def user_specs(path: Path) -> list[ModelSpec]:
+    """Extra models from a TOML file ($CLIPBENCH_MODELS): one [[model]] table per ModelSpec."""
+    from pydantic import ValidationError
+
+    from ..tasks import describe_validation_error, read_toml
+
+    if not path.is_file():
+        raise ClipbenchError(f"CLIPBENCH_MODELS points at {path}, which does not exist; fix or unset it")
+    out = []
+    for index, raw in enumerate(read_toml(path).get("model", [])):
+        try:
+            out.append(ModelSpec.model_validate(raw))
+        except ValidationError as exc:
+            raise ClipbenchError(describe_validation_error(f"{path} [[model]] #{index + 1}", exc)) from None
+    return out
+
+
 @functools.cache
 def model_registry() -> Registry[ModelSpec]:
     registry: Registry[ModelSpec] = Registry("model")
     for spec in specs():
         registry.register(spec.name, spec, origin=__name__)
+    extra = os.environ.get("CLIPBENCH_MODELS")
+    if extra:
+        for spec in user_specs(Path(extra).expanduser()):
+            registry.register(spec.name, spec, origin=extra)
     return registry
