@@ -63,6 +63,43 @@ def list_(what: Listing = typer.Argument(..., help="models, tasks or suites"), p
     typer.echo({"models": list_models, "tasks": list_tasks, "suites": list_suites}[what.value](pattern))
 
 
+baseline_app = typer.Typer(help="Baselines for regression checks.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("save")
+def baseline_save(results: List[Path] = typer.Argument(..., help="Result files or folders."),
+                  output: Path = typer.Option(..., "--output", "-o", help="Baseline JSON to write.")):
+    """Write the main scores of RESULTS as a baseline file."""
+    from .regress import save_baseline
+
+    typer.echo(f"baseline written to {save_baseline(results, output)}")
+
+
+@app.command()
+def compare(
+    results: List[Path] = typer.Argument(..., help="Result files or folders of the run to check."),
+    baseline: Path = typer.Option(..., "--baseline", help="A baseline file ('clipbench baseline save') or result files/folder."),
+    tolerance: float = typer.Option(0.0, "--tolerance", help="Allowed drop of a main score, as a fraction (0.01 = 1 point)."),
+    use_ci: bool = typer.Option(False, "--use-ci", help="Also allow drops that stay inside the baseline's bootstrap 95% interval."),
+    summary: Optional[Path] = typer.Option(None, "--summary", help="Append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
+):
+    """Diff RESULTS against a baseline; exit 1 when a main score drops by more than the tolerance."""
+    from .regress import compare as diff, load_baseline, render
+    from .results import read_all
+
+    if tolerance < 0:
+        raise ClipbenchError("--tolerance must be 0 or more", exit_code=2)
+    frame, failed = diff(read_all(results), load_baseline(baseline), tolerance, use_ci)
+    text = render(frame, failed, tolerance, use_ci)
+    typer.echo(text)
+    if summary is not None:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write("## clipbench compare\n\n" + text + "\n")
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:]
     argv = [a for a in sys.argv[1:] if a != "--debug"]
