@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .errors import ClipbenchError
-from .models.base import Encoder
+from .models.base import Encoder, transform_id
 from .prompts import Prompts
 
 
@@ -46,10 +46,11 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr, leave=False)
 
 
-def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: int = 2, desc: str = "images") -> torch.Tensor:
+def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: int = 2, desc: str = "images",
+                 transform=None) -> torch.Tensor:
     """(N, D) float32, L2-normalised, in the source's order, on the CPU."""
     loader = DataLoader(
-        ImageDataset(source, encoder.preprocess),
+        ImageDataset(source, transform or encoder.preprocess),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
@@ -94,14 +95,16 @@ class ImageEmbeddingCache:
     def __init__(self):
         self._store: dict[tuple, tuple[torch.Tensor, float]] = {}
 
-    def get(self, encoder: Encoder, source, batch_size: int, num_workers: int) -> tuple[torch.Tensor, float, bool]:
+    def get(self, encoder: Encoder, source, batch_size: int, num_workers: int,
+            center_crop: bool = True) -> tuple[torch.Tensor, float, bool]:
         """(embeddings, seconds spent embedding, whether they came from the cache)."""
-        key = (encoder.name, encoder.preprocess_id, source.fingerprint)
+        transform = encoder.transform(center_crop)
+        key = (encoder.name, transform_id(transform), source.fingerprint)
         if key in self._store:
             embeddings, seconds = self._store[key]
             return embeddings, seconds, True
         start = time.perf_counter()
-        embeddings = embed_images(encoder, source, batch_size, num_workers, desc=source.location)
+        embeddings = embed_images(encoder, source, batch_size, num_workers, desc=source.location, transform=transform)
         seconds = time.perf_counter() - start
         self._store[key] = (embeddings, seconds)
         return embeddings, seconds, False

@@ -47,7 +47,8 @@ def classification(spec, data: ClassificationData, encoder: Encoder, cache: Imag
                    language: str, batch_size: int, num_workers: int) -> Outcome:
     prompts = task_prompts(spec, data, language)
     classifier = build_classifier(encoder, prompts, batch_size)
-    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
+    center_crop = bool(spec.dataset.options.get("center_crop", True))
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop)
     logits = metrics.classifier_logits(images, classifier)
     labels = torch.as_tensor(data.labels)
     scores = metrics.classification_metrics(logits, labels, spec.metrics)

@@ -58,13 +58,16 @@ def check(prompts: Prompts, num_classes: int | None, where: str) -> Prompts:
         )
     for template in prompts.templates:
         fill(template, "x")
-    if len(set(prompts.classnames)) != len(prompts.classnames):
-        dupes = sorted({c for c in prompts.classnames if prompts.classnames.count(c) > 1})
-        raise ClipbenchError(f"{prompts.origin}: duplicate class names {dupes[:5]}; make them unique")
+    # Repeated class names are kept: the published ImageNet lists have some ("missile", "sunglasses"),
+    # and the papers' numbers were measured with them.
     return prompts
 
 
 def load(name: str, language: str, num_classes: int | None = None, root: Path | None = None) -> Prompts:
+    from .prompts_builtin import builtin_prompts
+
+    if (found := builtin_prompts(name, language)) is not None:
+        return check(found, num_classes, f"task '{name}'")
     path = (root or data_dir("prompts")) / language / f"{name}.json"
     if not path.is_file():
         raise ClipbenchError(f"no {language} prompts for '{name}': expected {path}; add that file or choose another --language")

@@ -53,10 +53,17 @@ class Encoder:
             features = self._texts(list(texts))
         return F.normalize(features.float(), dim=-1)
 
-    @property
-    def preprocess_id(self) -> str:
-        """Identifies the preprocessing, for caching image embeddings."""
-        return hashlib.sha256(repr(self.preprocess).encode()).hexdigest()[:16]
+    def transform(self, center_crop: bool = True) -> Callable:
+        """The weights' preprocessing; with center_crop=False the image is squashed to the input size
+        instead of resized on its short side and centre-cropped (ELEVATER's KITTI-Distance)."""
+        if center_crop:
+            return self.preprocess
+        raise ClipbenchError(f"{self.name}: this backend cannot turn off centre-cropping")
+
+
+def transform_id(transform: Callable) -> str:
+    """Identifies a preprocessing, for caching image embeddings."""
+    return hashlib.sha256(repr(transform).encode()).hexdigest()[:16]
 
 
 def pick_device(requested: str) -> torch.device:

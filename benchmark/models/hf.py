@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -30,8 +31,14 @@ class HFEncoder(Encoder):
         super().__init__(name, self._preprocess, device, precision, info)
         self.model = model
 
-    def _preprocess(self, image):
-        return self.processor.image_processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+    def _preprocess(self, image, **overrides):
+        return self.processor.image_processor(images=image.convert("RGB"), return_tensors="pt", **overrides)["pixel_values"][0]
+
+    def transform(self, center_crop: bool = True):
+        if center_crop:
+            return self.preprocess
+        crop = self.processor.image_processor.crop_size
+        return functools.partial(self._preprocess, do_center_crop=False, size={"height": crop["height"], "width": crop["width"]})
 
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _pooled(self.model.get_image_features(pixel_values=pixels))
@@ -43,11 +50,6 @@ class HFEncoder(Encoder):
         ).to(self.device)
         return _pooled(self.model.get_text_features(**tokens))
 
-    @property
-    def preprocess_id(self) -> str:
-        import hashlib
-
-        return hashlib.sha256(repr(self.processor.image_processor.to_dict()).encode()).hexdigest()[:16]
 
 
 def load(name: str, model_id: str, device: torch.device, precision: str, revision: str | None = None,
