@@ -60,7 +60,10 @@ def retrieval(spec, data: RetrievalData, encoder: Encoder, cache: ImageEmbedding
               language: str, batch_size: int, num_workers: int) -> Outcome:
     texts = embed_texts(encoder, data.texts, batch_size)
     images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
-    ranks = metrics.retrieval_ranks(images, texts, torch.as_tensor(data.text_to_image))
+    if data.positives is not None:  # many-to-many captions (Chinese-CLIP's protocol)
+        ranks = metrics.retrieval_ranks_multi(images, texts, torch.as_tensor(data.positives))
+    else:
+        ranks = metrics.retrieval_ranks(images, texts, torch.as_tensor(data.text_to_image))
     all_scores = metrics.recalls_from_ranks(*ranks)
     scores = {name: all_scores[name] for name in spec.metrics}
     return Outcome(scores, len(data.images), len(data.texts), None, None, seconds, cached,

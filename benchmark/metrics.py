@@ -149,6 +149,55 @@ def retrieval_ranks(
     return t2i_rank, i2t_rank
 
 
+def _pair_mask(pairs: torch.Tensor, column: int, start: int, stop: int, width: int) -> torch.Tensor:
+    """(stop - start, width) bool mask of the pairs whose `column` entry lies in [start, stop)."""
+    inside = pairs[(pairs[:, column] >= start) & (pairs[:, column] < stop)]
+    mask = torch.zeros(stop - start, width, dtype=torch.bool, device=pairs.device)
+    mask[inside[:, column] - start, inside[:, 1 - column]] = True
+    return mask
+
+
+def retrieval_ranks_multi(
+    image_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    positives: torch.Tensor,
+    max_k: int = max(RECALL_KS),
+    chunk_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like `retrieval_ranks`, for a many-to-many relation given as (text, image) pairs (Chinese-CLIP's
+    COCO-CN / Flickr30k-CN protocol): a text is found when any of its images is in its top K; only images
+    that some text names are image->text queries, found when any of their texts is in the top K."""
+    image_emb, text_emb = image_emb.float(), text_emb.float()
+    pairs = positives.to(image_emb.device).long().view(-1, 2)
+    n_images, n_texts = image_emb.shape[0], text_emb.shape[0]
+    k_images, k_texts = min(max_k, n_images), min(max_k, n_texts)
+
+    t2i = []
+    for start in range(0, n_texts, chunk_size):
+        stop = min(start + chunk_size, n_texts)
+        top = (text_emb[start:stop] @ image_emb.T).topk(k_images, dim=1).indices
+        t2i.append(_first_hit(_pair_mask(pairs, 0, start, stop, n_images).gather(1, top)))
+
+    queries = torch.unique(pairs[:, 1])
+    by_image = torch.stack([pairs[:, 1], pairs[:, 0]], dim=1)  # (image, text)
+    i2t = []
+    for start in range(0, len(queries), chunk_size):
+        chunk = queries[start:start + chunk_size]
+        top = (image_emb[chunk] @ text_emb.T).topk(k_texts, dim=1).indices
+        mask = torch.zeros(len(chunk), n_texts, dtype=torch.bool, device=pairs.device)
+        rows = torch.searchsorted(chunk, by_image[:, 0])
+        keep = (rows < len(chunk)) & (chunk[rows.clamp(max=len(chunk) - 1)] == by_image[:, 0])
+        mask[rows[keep], by_image[keep, 1]] = True
+        i2t.append(_first_hit(mask.gather(1, top)))
+
+    none = torch.zeros(0, dtype=torch.long)
+    t2i_rank = torch.cat(t2i).cpu() if t2i else none
+    i2t_rank = torch.cat(i2t).cpu() if i2t else none
+    t2i_rank[t2i_rank >= k_images] = max_k
+    i2t_rank[i2t_rank >= k_texts] = max_k
+    return t2i_rank, i2t_rank
+
+
 def recalls_from_ranks(t2i_rank: torch.Tensor, i2t_rank: torch.Tensor, ks=RECALL_KS) -> dict[str, float]:
     out: dict[str, float] = {}
     for direction, ranks in (("t2i", t2i_rank), ("i2t", i2t_rank)):

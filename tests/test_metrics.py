@@ -186,3 +186,23 @@ def test_roc_auc_and_balanced_accuracy_equal_elevater():
     balanced = BalancedAccuracyScoreEvaluator()
     balanced.add_predictions(probabilities, labels.numpy())
     assert ours["mean_per_class_recall"] == pytest.approx(balanced.get_report()["balanced_accuracy"], abs=1e-12)
+
+
+def test_multi_positive_retrieval_by_hand():
+    images = torch.eye(3)
+    texts = F.normalize(torch.tensor([[1.0, 0.9, 0.0], [0.0, 0.2, 1.0], [0.0, 1.0, 0.1]]), dim=-1)
+    # text 0 names images 0 and 1; text 1 names image 1; text 2 names image 1; image 2 is named by no text
+    pairs = torch.tensor([[0, 0], [0, 1], [1, 1], [2, 1]])
+    t2i, i2t = metrics.retrieval_ranks_multi(images, texts, pairs)
+    # text 0: top image 0 (named) -> 0; text 1: images 2, 1 -> 1; text 2: image 1 -> 0
+    assert t2i.tolist() == [0, 1, 0]
+    # queries are images 0 and 1 only. image 0: texts 0 (.74), ... -> 0; image 1: text 2 (.995) -> 0
+    assert i2t.tolist() == [0, 0]
+
+
+def test_multi_positive_equals_single_positive_when_one_image_per_text():
+    images, texts, owners = _random_retrieval(3)
+    pairs = torch.stack([torch.arange(len(owners)), owners], dim=1)
+    single = metrics.retrieval_ranks(images, texts, owners, chunk_size=50)
+    multi = metrics.retrieval_ranks_multi(images, texts, pairs, chunk_size=37)
+    assert torch.equal(single[0], multi[0]) and torch.equal(single[1], multi[1])

@@ -38,7 +38,12 @@ def classification_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def retrieval_dir(tmp_path_factory):
-    samples = shapes.caption_samples(30, seed=77)
+    # distinct captions only: identical captions of two images would tie, and ties may break either way
+    samples, seen = [], set()
+    for image, captions in shapes.caption_samples(80, seed=77):
+        if not seen & set(captions["en"]) and len(samples) < 30:
+            samples.append((image, captions))
+            seen |= set(captions["en"])
     root = tmp_path_factory.mktemp("wds") / "captions-wds"
     write_wds(root, [{"image": img, "txt": caps["en"]} for img, caps in samples], shard_size=12, dataset_type="retrieval")
     return root, samples

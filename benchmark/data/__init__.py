@@ -69,6 +69,11 @@ class RetrievalData:
     texts: list[str]
     text_to_image: np.ndarray  # (T,) index of each caption's image
     extra: dict = field(default_factory=dict)
+    # (P, 2) int64 (text index, image index) pairs: the whole text-image relation, set only where it is more
+    # than text_to_image (a text with several images, or an image no text names; Chinese-CLIP's layout allows both).
+    # Then t2i counts a text as found when any of its images ranks in the top K, and i2t averages over the
+    # images some text names. None: text_to_image is the whole relation.
+    positives: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,10 @@ def resolve_path(path: str) -> Path:
 
 
 def formats() -> dict[str, Format]:
-    from . import synthetic, wds
+    from . import cnclip, folder, karpathy, pracegover, synthetic, wds, wds_json
 
-    return {"shapes": synthetic.FORMAT, "wds": wds.FORMAT}
+    return {"cnclip": cnclip.FORMAT, "folder": folder.FORMAT, "karpathy": karpathy.FORMAT, "pracegover": pracegover.FORMAT,
+            "shapes": synthetic.FORMAT, "wds": wds.FORMAT, "wds-json": wds_json.FORMAT}
 
 
 def _options(spec: TaskSpec) -> tuple[Format, BaseModel]:

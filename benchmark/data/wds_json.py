@@ -1,0 +1,120 @@
+"""CAPIVARA's webdatasets: tar shards whose samples hold an image and a `json` member with one caption list
+per language, `captions-<lang>` (captions-en, captions-pt, ...).
+
+    <path>/<split>/nshards.txt, <path>/<split>/0.tar ...    CLIP_benchmark's shard layout (default), or
+    <path>/<shards>                                         a glob, `{split}` replaced: shards = "*.tar" for
+                                                            CAPIVARA's flickr30k_val/00000.tar ... folders
+
+Sample members are grouped by key as in `wds.py`; the image is the first of webp|png|jpg|jpeg found.
+
+Translations: CAPIVARA's translated lists interleave two machine translations of each English caption,
+Google at even positions and MarianMT at odd ones (its zero_shot_retrieval.py takes captions-pt[0::2] for
+"google", [1::2] for "marian"; a list of one caption, as in PraCegoVer, is used as is). `translation`
+picks "google" (CAPIVARA's published setting), "marian", or "all" (every caption), for every language other
+than `source_language`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import ClipbenchError
+from ..specs import TaskSpec
+from . import Format, RetrievalData, resolve_path
+from .files import layout_error
+from .wds import IMAGE_EXTENSIONS, TarImages, _check_root, _split_key
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    shards: str = ""                 # glob relative to path ({split} is replaced); "" = <split>/nshards.txt layout
+    source_language: str = "en"      # the untranslated captions
+    translation: Literal["google", "marian", "all"] = "google"
+    download: str = ""
+    hub: Optional[str] = None
+    revision: Optional[str] = None
+
+
+def _shards(spec: TaskSpec, options: Options, root: Path) -> list[Path]:
+    if not options.shards:
+        nshards = root / spec.split / "nshards.txt"
+        if not nshards.is_file():
+            missing = str(root) if not root.is_dir() else f"{spec.split}/nshards.txt"
+            raise layout_error(spec, root, missing, [f"{spec.split}/nshards.txt", f"{spec.split}/0.tar ..."], options.download)
+        return _check_root(root, spec.split)
+    pattern = options.shards.replace("{split}", spec.split)
+    found = sorted(root.glob(pattern)) if root.is_dir() else []
+    if not found:
+        raise layout_error(spec, root, f"no tar shard matching '{pattern}'", [f"{pattern} (uncompressed tar shards)"], options.download)
+    return found
+
+
+def _scan(shards: list[Path]) -> list[dict]:
+    """Every sample's image location and raw json member, in shard order."""
+    samples: list[dict] = []
+    for shard in shards:
+        by_key: dict[str, dict] = {}
+        try:
+            with tarfile.open(shard, mode="r:") as archive:
+                for member in archive:
+                    if not member.isfile():
+                        continue
+                    key, ext = _split_key(member.name)
+                    sample = by_key.setdefault(key, {"__key__": key, "__shard__": shard})
+                    if ext in IMAGE_EXTENSIONS:
+                        sample.setdefault("images", {})[ext] = (str(shard), member.offset_data, member.size)
+                    elif ext == "json":
+                        sample["json"] = archive.extractfile(member).read()
+        except tarfile.ReadError as exc:
+            raise ClipbenchError(f"{shard} is not a readable uncompressed tar shard ({exc}); re-download it") from None
+        samples.extend(by_key.values())
+    return samples
+
+
+def _captions(spec: TaskSpec, options: Options, sample: dict, language: str) -> list[str]:
+    where = f"{sample['__shard__']}: sample '{sample['__key__']}'"
+    if "json" not in sample:
+        raise ClipbenchError(f"task '{spec.name}': {where} has no json member with captions; fix or remove it")
+    try:
+        record = json.loads(sample["json"].decode("utf-8"))
+    except ValueError:
+        raise ClipbenchError(f"task '{spec.name}': {where} has a json member that is not valid JSON; re-download the shard") from None
+    key = f"captions-{language}"
+    if not isinstance(record, dict) or not isinstance(record.get(key), list):
+        raise ClipbenchError(f"task '{spec.name}': {where} has no '{key}' caption list; this dataset has no {language} captions")
+    captions = [str(c).strip() for c in record[key]]
+    if language != options.source_language and len(captions) > 1 and options.translation != "all":
+        captions = captions[0::2] if options.translation == "google" else captions[1::2]
+    return [c for c in captions if c]
+
+
+def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
+    root = resolve_path(options.path)
+    samples = _scan(_shards(spec, options, root))
+    entries, texts, owners = [], [], []
+    digest = hashlib.sha256()
+    for index, sample in enumerate(samples):
+        images = sample.get("images", {})
+        ext = next((e for e in IMAGE_EXTENSIONS if e in images), None)
+        if ext is None:
+            raise ClipbenchError(f"task '{spec.name}': {sample['__shard__']}: sample '{sample['__key__']}' has no image "
+                                 f"({'|'.join(IMAGE_EXTENSIONS)}); fix or remove it")
+        shard, offset, size = images[ext]
+        entries.append((shard, offset, size, sample["__key__"]))
+        digest.update(f"{Path(shard).name}|{sample['__key__']}|{size}\n".encode("utf-8"))
+        for text in _captions(spec, options, sample, language):
+            texts.append(text)
+            owners.append(index)
+    images = TarImages(entries, f"{root} ({spec.split})", digest.hexdigest())
+    return RetrievalData(images=images, texts=texts, text_to_image=np.array(owners, dtype=np.int64))
+
+
+FORMAT = Format(options=Options, load=load)
