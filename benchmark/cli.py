@@ -43,6 +43,7 @@ def run(
     bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap draws over the test queries for standard errors and 95% intervals (no re-embedding)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for --bootstrap and --limit (default 0); recorded in every result."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N images per dataset."),
+    text_field: Optional[str] = typer.Option(None, "--text-field", help="Pair-scoring tasks (news-thumbnails): title or summary."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
@@ -50,7 +51,7 @@ def run(
 
     if data_root is not None:
         os.environ["CLIPBENCH_DATA_ROOT"] = str(data_root)
-    options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit)
+    options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))
 
@@ -98,6 +99,45 @@ def compare(
             handle.write("## clipbench compare\n\n" + text + "\n")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def table(
+    results: List[Path] = typer.Argument(..., help="Result files or folders."),
+    fmt: str = typer.Option("markdown", "--format", "-f", help="markdown, latex (booktabs), csv or html."),
+    metric: List[str] = typer.Option(["main"], "--metric", help="main (each task's main score) or metric names; repeatable: columns become task × metric."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="A paper's table: capivara-retrieval, capivara-elevater or altclip-flickr30k."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Add published rows (capivara, altclip, openclip or a reference .json) and a Δ column (ours − published, points)."),
+    force: bool = typer.Option(False, "--force", help="Average a group's results even when their dataset fingerprints or prompts differ."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the table to this file instead of printing it."),
+):
+    """Paper-style table of RESULTS: a row per model group (mean ± std over checkpoints), a column per task."""
+    from .results import read_all
+    from .table import build_table, render
+
+    metrics = "main" if metric == ["main"] else list(metric)
+    text = render(build_table(read_all(results), metrics, layout, reference, force), fmt)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"table written to {output}", err=True)
+
+
+@app.command()
+def plot(
+    results: List[Path] = typer.Argument(..., help="Result files or folders."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the PNG files."),
+    metric: str = typer.Option("main", "--metric", help="main (each task's main score) or a metric name."),
+    force: bool = typer.Option(False, "--force", help="Average a group's results even when their dataset fingerprints or prompts differ."),
+):
+    """PNG figures of RESULTS: a bar chart per task (error bars: std over checkpoints or bootstrap 95% CI) and a heat map."""
+    from .plot import plot as draw
+    from .results import read_all
+
+    for path in draw(read_all(results), output, metric, force):
+        typer.echo(str(path))
 
 
 def main() -> None:

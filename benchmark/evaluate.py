@@ -26,6 +26,7 @@ class Outcome:
     image_seconds: float = 0.0
     images_cached: bool = False
     resample: Resampler | None = None  # for --bootstrap: recompute the metrics on resampled queries
+    extra: dict | None = None  # kind-specific facts worth recording (pair scoring: text field, threshold)
 
 
 def task_prompts(spec: TaskSpec, data: ClassificationData, language: str) -> Prompts:
@@ -70,7 +71,27 @@ def retrieval(spec, data: RetrievalData, encoder: Encoder, cache: ImageEmbedding
                    retrieval_resampler(*ranks, spec.metrics))
 
 
-EVALUATORS = {"classification": classification, "retrieval": retrieval}
+def pair(spec, data, encoder: Encoder, cache: ImageEmbeddingCache,
+         language: str, batch_size: int, num_workers: int) -> Outcome:
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
+    texts = embed_texts(encoder, data.texts, batch_size)
+    scores = metrics.pair_scores(images, texts)
+    validation, test = scores[: data.n_validation], scores[data.n_validation:]
+    found = metrics.pair_metrics(validation, test, data.labels)
+    threshold = found.pop("threshold")
+
+    def resample(rng):  # test pairs resampled; the threshold stays the validation median
+        idx = rng.integers(0, len(test), len(test))
+        return {k: v for k, v in metrics.pair_metrics(validation, test[idx], data.labels[idx]).items() if k in spec.metrics}
+
+    outcome = Outcome({k: found[k] for k in spec.metrics}, len(data.images), len(data.texts), None, None,
+                      seconds, cached, resample)
+    outcome.extra = {"text_field": data.text_field, "threshold": threshold, "n_validation": data.n_validation,
+                     "n_test": len(test)}
+    return outcome
+
+
+EVALUATORS = {"classification": classification, "retrieval": retrieval, "pair": pair}
 
 
 def evaluate(spec: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache, language: str,

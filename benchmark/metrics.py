@@ -210,3 +210,25 @@ def recalls_from_ranks(t2i_rank: torch.Tensor, i2t_rank: torch.Tensor, ks=RECALL
 
 def retrieval_metrics(image_emb, text_emb, text_to_image, chunk_size: int = 1024) -> dict[str, float]:
     return recalls_from_ranks(*retrieval_ranks(image_emb, text_emb, text_to_image, chunk_size=chunk_size))
+
+
+def pair_scores(image_emb: torch.Tensor, text_emb: torch.Tensor) -> np.ndarray:
+    """CFT-CLIP's score of each (image, text) pair: (cosine + 1) / 2, in float64."""
+    cosine = (image_emb.float() * text_emb.float()).sum(dim=1)
+    return ((cosine.double() + 1.0) / 2.0).cpu().numpy()
+
+
+def pair_metrics(validation_scores: np.ndarray, test_scores: np.ndarray, test_labels: np.ndarray) -> dict[str, float]:
+    """CFT-CLIP protocol: threshold = median score on the validation split (its labels unused); a test pair
+    is positive when its score is above the threshold; F1 of the positive class, and Spearman's rank
+    correlation between score and label."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import f1_score
+
+    threshold = float(np.median(validation_scores))
+    predicted = (test_scores > threshold).astype(np.int64)
+    return {
+        "f1": float(f1_score(test_labels, predicted, pos_label=1, zero_division=0.0)),
+        "spearman": float(spearmanr(test_scores, test_labels).statistic),
+        "threshold": threshold,
+    }

@@ -18,13 +18,14 @@ def slug(text: str) -> str:
 
 
 def result_path(output: Path, result: dict) -> Path:
-    """<output>/<group>/[<checkpoint>/]<task>.<language>[.seed<S>].json"""
+    """<output>/<group>/[<checkpoint>/]<task>[.<variant>].<language>[.seed<S>].json"""
     model = result["model"]
     folder = output / slug(model.get("group") or model["name"])
     if model.get("checkpoint_name"):
         folder = folder / slug(model["checkpoint_name"])
     seed = f".seed{result['seed']}" if result.get("seed") is not None else ""
-    return folder / f"{slug(result['task'])}.{result['language']}{seed}.json"
+    variant = f".{slug(result['variant'])}" if result.get("variant") else ""
+    return folder / f"{slug(result['task'])}{variant}.{result['language']}{seed}.json"
 
 
 def write_atomic(path: Path, payload: dict) -> Path:

@@ -17,7 +17,7 @@ from .evaluate import Outcome, evaluate, task_prompts
 from .models.base import check_precision, pick_device
 from .paths import git_commit
 from .results import SCHEMA_VERSION, result_path, write_atomic
-from .specs import ModelSpec, TaskSpec
+from .specs import DatasetSpec, ModelSpec, TaskSpec
 
 
 @dataclass
@@ -32,6 +32,7 @@ class RunOptions:
     seed: int | None = None  # for --bootstrap and --limit; recorded
     bootstrap: int = 0  # resampling draws for standard errors and 95% intervals
     limit: int | None = None  # evaluate a seeded random subset of this many images per dataset
+    text_field: str | None = None  # pair-scoring tasks: compare images with titles or summaries
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -50,6 +51,16 @@ def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> li
                 f"{', '.join(task.languages)}; pass --language to run it anyway", exit_code=2)
         return chosen
     return ["en"] if "en" in task.languages else list(task.languages)
+
+
+def with_text_field(task: TaskSpec, text_field: str | None) -> TaskSpec:
+    """`--text-field` sets the text compared with each image in pair-scoring tasks."""
+    if not text_field or task.kind != "pair":
+        return task
+    if text_field not in ("title", "summary"):
+        raise ClipbenchError(f"--text-field must be title or summary, not '{text_field}'", exit_code=2)
+    dataset = DatasetSpec(**{**task.dataset.model_dump(), "text_field": text_field})
+    return task.model_copy(update={"dataset": dataset})
 
 
 def versions() -> dict:
@@ -76,6 +87,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
         "kind": task.kind,
         "language": language,
         "split": task.split,
+        "variant": outcome.extra.get("text_field") if outcome.extra else None,
         "main_score": task.main_score,
         "metrics": outcome.metrics,
         "seed": seed,
@@ -90,6 +102,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             "n_texts": outcome.n_texts,
             "n_classes": outcome.n_classes,
             "task_file": task.source_file,
+            **({"details": outcome.extra} if outcome.extra else {}),
         },
         "prompts": None if outcome.prompts is None else {
             "origin": outcome.prompts.origin,
@@ -126,7 +139,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     if not task_names:
         raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
     spec = models.resolve(model_name, pretrained)
-    specs = task_files.resolve(task_names)
+    specs = [with_text_field(task, options.text_field) for task in task_files.resolve(task_names)]
     jobs = [(task, lang) for task in specs for lang in plan_languages(spec, task, languages)]
     device = pick_device(options.device)
     check_precision(options.precision, device)

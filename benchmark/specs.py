@@ -14,7 +14,8 @@ RETRIEVAL_METRICS = (
     "i2t_recall@1", "i2t_recall@5", "i2t_recall@10",
     "t2i_mean_recall", "i2t_mean_recall", "mean_recall",
 )
-METRICS_BY_KIND = {"classification": CLASSIFICATION_METRICS, "retrieval": RETRIEVAL_METRICS}
+PAIR_METRICS = ("f1", "spearman")
+METRICS_BY_KIND = {"classification": CLASSIFICATION_METRICS, "retrieval": RETRIEVAL_METRICS, "pair": PAIR_METRICS}
 
 
 class Strict(BaseModel):
@@ -34,7 +35,7 @@ class DatasetSpec(BaseModel):
 
 class TaskSpec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    kind: Literal["classification", "retrieval"]
+    kind: Literal["classification", "retrieval", "pair"]
     description: str
     languages: list[str] = Field(min_length=1)
     split: str

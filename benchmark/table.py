@@ -1,10 +1,33 @@
-"""Results as tables: metrics in percent, one table per task kind."""
+"""Results as tables.
+
+`run_table`: the table printed after `clipbench run` (a row per model, task and language).
+`build_table` + `render`: paper-style tables. Rows are model groups (several checkpoints of one group show
+as mean ± std), columns are tasks (or task × metric), suites get an "Average" column, the best value of a column
+is bold, missing cells show "–". Published rows (`reference=`) and paper layouts (`layout=`) come from
+benchmark.reference.
+"""
 
 from __future__ import annotations
 
+import html
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
 import pandas as pd
 
+from .errors import ClipbenchError
+from .reference import KNOWN_METRICS, Column, Reference, RefModel, layout as get_layout, load as load_reference
 from .specs import METRICS_BY_KIND
+
+# Std over the checkpoints (training runs) of a group. CAPIVARA's README says "we report the average and standard
+# deviation for 3 runs" without saying which std; its repository (hiaac-nlp/CAPIVARA) does not hold the
+# aggregation: clip_pt/src/evaluate/zero_shot_elevater.py and zero_shot_retrieval*.py append one line per run to a
+# text file and the recipes/*.sh only launch runs. With no code to copy we use numpy's default, ddof=0
+# (population std, what `np.std(values)` gives). Change it here and nowhere else.
+STD_DDOF = 0
+DASH = "–"
+FORMATS = ("markdown", "latex", "csv", "html")
 
 
 def percent(value: float | None) -> str:
@@ -34,3 +57,319 @@ def run_table(results: list[dict], fmt: str = "github") -> str:
         )
         blocks.append(frame.to_markdown(index=False, tablefmt=fmt, disable_numparse=True))
     return "\n\n".join(blocks)
+
+
+# ------------------------------------------------------------------------------------------- aggregation
+
+@dataclass
+class Stat:
+    """One cell: mean over the members (checkpoints/seeds) of a group, std when there are several, the bootstrap
+    95% interval when there is one member that carries it. Fractions."""
+
+    mean: float
+    std: float | None = None
+    n: int = 1
+    ci95: tuple[float, float] | None = None
+    members: dict = field(default_factory=dict)
+
+
+def group_of(result: dict) -> str:
+    return result["model"].get("group") or result["model"]["name"]
+
+
+def member_of(result: dict) -> tuple[str, object]:
+    return (result["model"].get("checkpoint_name") or result["model"]["name"], result.get("seed"))
+
+
+def _short(value) -> str:
+    return "none" if value is None else str(value)[:16]
+
+
+def collect(results: list[dict], force: bool = False) -> dict[tuple[str, str, str], list[dict]]:
+    """Results by (group, task, language). Refuses to average results that were not evaluated alike."""
+    grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for result in results:
+        grouped[(group_of(result), result["task"], result["language"])].append(result)
+    checks = (("dataset.fingerprint", lambda r: (r.get("dataset") or {}).get("fingerprint")),
+              ("prompts.sha256", lambda r: (r.get("prompts") or {}).get("sha256")))
+    for (group, task, language), members in grouped.items():
+        seen = set()
+        for result in members:
+            if member_of(result) in seen:
+                name, seed = member_of(result)
+                raise ClipbenchError(f"two results for '{name}' of group '{group}' on {task} [{language}] (seed {seed}); "
+                                     "pass each result file once, or give separate runs different --group names")
+            seen.add(member_of(result))
+        if force or len(members) < 2:
+            continue
+        for what, get in checks:
+            found = {member_of(r)[0]: get(r) for r in members}
+            if len(set(found.values())) > 1:
+                listing = ", ".join(f"{name}: {_short(v)}" for name, v in sorted(found.items()))
+                raise ClipbenchError(
+                    f"refusing to average the results of group '{group}' on {task} [{language}]: their {what} differ "
+                    f"({listing}), so they were not evaluated on the same data and prompts. Re-run them alike, "
+                    "or pass --force to average them anyway.")
+    return grouped
+
+
+def stat(members: list[dict], metric: str) -> Stat | None:
+    values = {member_of(r): float(r["metrics"][metric]) for r in members if r["metrics"].get(metric) is not None}
+    if not values:
+        return None
+    array = np.array(list(values.values()))
+    boot = members[0].get("bootstrap") if len(values) == 1 else None
+    ci = (boot or {}).get("ci95", {}).get(metric)
+    return Stat(float(array.mean()), float(array.std(ddof=STD_DDOF)) if len(array) > 1 else None, len(array),
+                tuple(ci) if ci else None, values)
+
+
+def suite_stat(grouped: dict, group: str, tasks: list[str], language: str) -> Stat | None:
+    """The plain mean of the members' main scores; per checkpoint (then mean ± std) when every member task
+    has the same checkpoints, else the mean of the task means."""
+    per_task = []
+    for task in tasks:
+        members = grouped.get((group, task, language))
+        cell = stat(members, members[0]["main_score"]) if members else None
+        if cell is None:
+            return None
+        per_task.append(cell)
+    keys = set(per_task[0].members)
+    if len(keys) > 1 and all(set(c.members) == keys for c in per_task):
+        averages = np.array([np.mean([c.members[k] for c in per_task]) for k in sorted(keys, key=str)])
+        return Stat(float(averages.mean()), float(averages.std(ddof=STD_DDOF)), len(averages))
+    return Stat(float(np.mean([c.mean for c in per_task])), None, min(c.n for c in per_task))
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+@dataclass
+class Row:
+    label: str
+    group: str | None = None  # a run group
+    published: RefModel | None = None  # a published row (or the published counterpart of a run row)
+    is_published: bool = False
+
+
+@dataclass
+class Table:
+    """`frame`: the cell text (no markup), rows × (group, label) columns; `best`: the bold cells; `mean`/`std`:
+    the numbers behind the cells as fractions (Δ columns hold ours − published)."""
+
+    frame: pd.DataFrame
+    best: pd.DataFrame
+    mean: pd.DataFrame
+    std: pd.DataFrame
+    title: str = ""
+    decimals: int = 2
+
+
+def _main_metric(task: str, grouped: dict) -> str:
+    for (_, t, _), members in grouped.items():
+        if t == task:
+            return members[0]["main_score"]
+    from .tasks import task_registry
+
+    return task_registry().get(task).main_score
+
+
+def _default_columns(grouped: dict, metrics, published: list) -> list[Column]:
+    wanted = ["main"] if metrics == "main" else list(metrics)
+    unknown = [m for m in wanted if m != "main" and m not in KNOWN_METRICS]
+    if unknown:
+        raise ClipbenchError(f"unknown metric {', '.join(unknown)}; use main or one of {', '.join(sorted(KNOWN_METRICS))}", exit_code=2)
+    pairs = sorted({(t, lang) for (_, t, lang) in grouped} or {(p.task, p.language) for p in published if p.task})
+    languages = defaultdict(set)
+    for task, lang in pairs:
+        languages[task].add(lang)
+    present = {(t, lang, m) for (_, t, lang), members in grouped.items() for r in members for m in r["metrics"]}
+    present |= {p.column for p in published}
+    columns = []
+    for task, lang in pairs:
+        label = f"{task}/{lang}" if len(languages[task]) > 1 else task
+        for name in wanted:
+            metric = _main_metric(task, grouped) if name == "main" else name
+            if (task, lang, metric) in present and all(c.key != (task, lang, metric) for c in columns):
+                columns.append(Column(label if metrics == "main" else metric, task, None, lang, metric,
+                                      "" if metrics == "main" else label))
+    if "main" in wanted:
+        from .tasks import suite_registry
+
+        groups = {g for (g, _, _) in grouped}
+        suites = []
+        for name, suite in suite_registry().items():
+            for lang in sorted({lang for _, lang in pairs}):
+                if any(suite_stat(grouped, g, suite.tasks, lang) for g in groups) or \
+                        any(p.column == (f"suite:{name}", lang, "main") for p in published if not grouped):
+                    suites.append((name, lang))
+        for name, lang in suites:
+            label = "Average" if len(suites) == 1 else f"Average ({name}/{lang})"
+            columns.append(Column(label, None, name, lang, "main", "" if metrics == "main" else label))
+    if not columns:
+        raise ClipbenchError(f"no result has the metric(s) {', '.join(wanted)}", exit_code=2)
+    return columns
+
+
+def _rows(groups: list[str], labels_from: Reference | None, reference: Reference | None) -> list[Row]:
+    rows, placed = [], set()
+    models = labels_from.models if labels_from else ()
+    for model in models:
+        for group in sorted(g for g in groups if model.matches(g) and g not in placed):
+            rows.append(Row(model.label, group, model))
+            placed.add(group)
+        if reference is not None:
+            rows.append(Row(f"{model.label} (published)", None, model, True))
+    rows += [Row(g, g) for g in sorted(groups) if g not in placed]
+    labels = [r.label for r in rows]
+    for row in rows:
+        if labels.count(row.label) > 1 and row.group:
+            row.label = f"{row.label} [{row.group}]"
+    return rows
+
+
+def _cell_text(cell: Stat | None, decimals: int) -> str:
+    if cell is None:
+        return DASH
+    text = f"{100 * cell.mean:.{decimals}f}"
+    return f"{text} ± {100 * cell.std:.{decimals}f}" if cell.std is not None else text
+
+
+def build_table(results: list[dict], metrics="main", layout: str | None = None, reference: str | Reference | None = None,
+                force: bool = False, decimals: int | None = None) -> Table:
+    """Rows = model groups (and published rows), columns = tasks (task/lang when a task has several languages),
+    or task × metric when `metrics` is a list; see the module docstring."""
+    if layout and metrics != "main":
+        raise ClipbenchError("a --layout fixes its own columns; drop --metric", exit_code=2)
+    grouped = collect(results, force)
+    ref = load_reference(reference) if isinstance(reference, str) else reference
+    chosen = get_layout(layout) if layout else None
+    labels_from = ref
+    if chosen is not None and labels_from is None:
+        try:
+            labels_from = load_reference(chosen.reference)
+        except ClipbenchError:
+            labels_from = None  # labels are a nicety; the layout still works without its reference file
+    published = list(ref.values) if ref else []
+    columns = [c.resolved() for c in chosen.columns] if chosen else _default_columns(grouped, metrics, published)
+    decimals = decimals if decimals is not None else (chosen.decimals if chosen else 2)
+
+    from .tasks import suite_registry
+
+    cells: dict[tuple[int, tuple], Stat] = {}
+    rows = _rows(sorted({g for (g, _, _) in grouped}), labels_from, ref)
+    for i, row in enumerate(rows):
+        for col in columns:
+            if row.is_published:
+                hit = next((p for p in published if p.model == row.published and p.column == col.key), None)
+                cell = hit and Stat(hit.value, hit.std if row.published.runs > 1 else None, row.published.runs)
+            elif col.suite:
+                cell = suite_stat(grouped, row.group, suite_registry().get(col.suite).tasks, col.language)
+            else:
+                members = grouped.get((row.group, col.task, col.language))
+                cell = stat(members, col.metric) if members else None
+            if cell is not None:
+                cells[(i, col.key)] = cell
+    keep = [i for i in range(len(rows)) if any((i, c.key) in cells for c in columns)]
+    if not keep:
+        what = f"layout '{layout}'" if layout else "the chosen columns"
+        raise ClipbenchError(f"none of the results (or published rows) has a value for {what}", exit_code=2)
+
+    header, text, best, mean, std = [], defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list)
+    published_row = {}  # run row -> the published row it reproduces
+    for i in keep:
+        if ref is not None and not rows[i].is_published and rows[i].published is not None:
+            j = next((j for j in keep if rows[j].is_published and rows[j].published == rows[i].published), None)
+            if j is not None:
+                published_row[i] = j
+    for col in columns:
+        shown = {i: round(100 * cells[(i, col.key)].mean, decimals) for i in keep if (i, col.key) in cells}
+        top = max(shown.values()) if len(shown) > 1 else None
+        header.append((col.group, col.label))
+        for i in keep:
+            cell = cells.get((i, col.key))
+            text[i].append(_cell_text(cell, decimals))
+            best[i].append(top is not None and shown.get(i) == top)
+            mean[i].append(np.nan if cell is None else cell.mean)
+            std[i].append(np.nan if cell is None or cell.std is None else cell.std)
+        pairs = {i: (cells.get((i, col.key)), cells.get((j, col.key))) for i, j in published_row.items()}
+        if any(a is not None and b is not None for a, b in pairs.values()):
+            header.append((col.group, f"Δ {col.label}"))
+            for i in keep:
+                ours, theirs = pairs.get(i, (None, None))
+                delta = ours.mean - theirs.mean if ours is not None and theirs is not None else None
+                text[i].append("" if i not in pairs else DASH if delta is None else f"{100 * delta:+.{decimals}f}")
+                best[i].append(False)
+                mean[i].append(np.nan if delta is None else delta)
+                std[i].append(np.nan)
+    index = pd.Index([rows[i].label for i in keep], name="Model")
+    columns_index = pd.MultiIndex.from_tuples(header, names=["", ""])
+
+    def frame(data):
+        return pd.DataFrame([data[i] for i in keep], index=index, columns=columns_index)
+
+    return Table(frame(text), frame(best).astype(bool), frame(mean).astype(float), frame(std).astype(float),
+                 chosen.title if chosen else "", decimals)
+
+
+# ------------------------------------------------------------------------------------------------ render
+
+def _flat(header: tuple[str, str]) -> str:
+    return f"{header[0]} {header[1]}".strip()
+
+
+def _latex_escape(text: str) -> str:
+    out = "".join("\\" + ch if ch in "&%$#_{}" else {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}",
+                                                     "^": r"\textasciicircum{}"}.get(ch, ch) for ch in text)
+    return out.replace("±", r"$\pm$").replace("–", "--").replace("Δ", r"$\Delta$")
+
+
+def _latex(table: Table) -> str:
+    frame, headers = table.frame, list(table.frame.columns)
+    lines = [r"\begin{tabular}{l" + "r" * len(headers) + "}", r"\toprule"]
+    if any(group for group, _ in headers):
+        spans, rules, start = [], [], 0
+        while start < len(headers):
+            end = start
+            while end + 1 < len(headers) and headers[end + 1][0] == headers[start][0]:
+                end += 1
+            group, width = headers[start][0], end - start + 1
+            spans += [rf"\multicolumn{{{width}}}{{c}}{{{_latex_escape(group)}}}"] if group else [""] * width
+            if group:
+                rules.append(rf"\cmidrule(lr){{{start + 2}-{end + 2}}}")
+            start = end + 1
+        lines.append(" & ".join([""] + spans) + r" \\")
+        lines.append(" ".join(rules))
+    lines.append(" & ".join([_latex_escape(frame.index.name or "")] + [_latex_escape(label) for _, label in headers]) + r" \\")
+    lines.append(r"\midrule")
+    for r, (label, values) in enumerate(frame.iterrows()):
+        cells = [rf"\textbf{{{_latex_escape(v)}}}" if table.best.iat[r, c] else _latex_escape(v) for c, v in enumerate(values)]
+        lines.append(" & ".join([_latex_escape(str(label))] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def render(table: Table, fmt: str = "markdown") -> str:
+    """markdown (GitHub pipes, bold as **x**), latex (booktabs, \\textbf), csv (plain text cells), html (<b>)."""
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise ClipbenchError(f"unknown table format '{fmt}'; use one of {', '.join(FORMATS)}", exit_code=2)
+    frame, two_level = table.frame, any(group for group, _ in table.frame.columns)
+    if fmt == "latex":
+        return _latex(table)
+    if fmt == "csv":
+        flat = frame.copy()
+        flat.columns = [_flat(h) for h in frame.columns]
+        return flat.to_csv(index_label=frame.index.name or "model").rstrip("\n")
+    if fmt == "markdown":
+        marked = frame.where(~table.best, "**" + frame + "**")
+        marked.columns = [_flat(h) for h in frame.columns]
+        return marked.to_markdown(tablefmt="github", disable_numparse=True)
+    marked = frame.apply(lambda column: column.map(html.escape))
+    marked = marked.where(~table.best, "<b>" + marked + "</b>")
+    marked.index = [html.escape(str(i)) for i in frame.index]
+    marked.index.name = frame.index.name
+    if two_level:
+        marked.columns = pd.MultiIndex.from_tuples([(html.escape(g), html.escape(l)) for g, l in frame.columns])
+    else:
+        marked.columns = [html.escape(l) for _, l in frame.columns]
+    return marked.to_html(escape=False, border=0, index_names=False)

@@ -94,9 +94,9 @@ def resolve_path(path: str) -> Path:
 
 
 def formats() -> dict[str, Format]:
-    from . import cnclip, folder, karpathy, pracegover, synthetic, wds, wds_json
+    from . import cnclip, folder, karpathy, pairs, pracegover, synthetic, wds, wds_json
 
-    return {"cnclip": cnclip.FORMAT, "folder": folder.FORMAT, "karpathy": karpathy.FORMAT, "pracegover": pracegover.FORMAT,
+    return {"cnclip": cnclip.FORMAT, "folder": folder.FORMAT, "karpathy": karpathy.FORMAT, "pairs": pairs.FORMAT, "pracegover": pracegover.FORMAT,
             "shapes": synthetic.FORMAT, "wds": wds.FORMAT, "wds-json": wds_json.FORMAT}
 
 
