@@ -64,6 +64,47 @@ def list_(what: Listing = typer.Argument(..., help="models, tasks or suites"), p
     typer.echo({"models": list_models, "tasks": list_tasks, "suites": list_suites}[what.value](pattern))
 
 
+data_app = typer.Typer(help="Datasets under the data root: check what is there, download what the hub has.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _data_root(data_root: Optional[Path]) -> None:
+    if data_root is not None:
+        os.environ["CLIPBENCH_DATA_ROOT"] = str(data_root)
+
+
+@data_app.command("check")
+def data_check(
+    task: List[str] = typer.Argument(..., help="Task or suite names."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="CLIPBENCH_DATA_ROOT"),
+):
+    """Say, per task and language, what is present (with counts) and what is missing (and where to get it)."""
+    import pandas as pd
+
+    from .download import check
+    from .tasks import resolve
+
+    _data_root(data_root)
+    rows = check(resolve(task))
+    typer.echo(pd.DataFrame(rows).to_markdown(index=False, tablefmt="github", disable_numparse=True))
+    if any(r["status"] != "present" for r in rows):
+        raise typer.Exit(1)
+
+
+@data_app.command("download")
+def data_download(
+    task: List[str] = typer.Argument(..., help="Task or suite names."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="CLIPBENCH_DATA_ROOT"),
+):
+    """Fetch the tasks' data from the Hugging Face hub where a task names a hub source."""
+    from .download import download
+    from .tasks import resolve
+
+    _data_root(data_root)
+    for spec in resolve(task):
+        typer.echo(f"{spec.name}: {download(spec)}")
+
+
 baseline_app = typer.Typer(help="Baselines for regression checks.", no_args_is_help=True)
 app.add_typer(baseline_app, name="baseline")
 

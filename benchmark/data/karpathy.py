@@ -44,6 +44,7 @@ class Options(BaseModel):
     download: str = ""               # where to get the files, shown when they are missing
     hub: Optional[str] = None        # for a download command: a public mirror
     revision: Optional[str] = None
+    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 def _expected(spec: TaskSpec, options: Options, language: str) -> list[str]:

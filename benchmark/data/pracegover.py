@@ -36,6 +36,7 @@ class Options(BaseModel):
     download: str = ""
     hub: Optional[str] = None
     revision: Optional[str] = None
+    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 @functools.lru_cache(maxsize=4)

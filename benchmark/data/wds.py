@@ -36,6 +36,9 @@ LABEL_EXTENSIONS = ("cls", "npy", "txt")
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str
+    hub: str | None = None  # e.g. clip-benchmark/wds_cifar10, for `clipbench data download`
+    revision: str | None = None
+    hub_files: list[str] | None = None  # allow_patterns, e.g. ["test/*", "*.txt"]
 
 
 @dataclass

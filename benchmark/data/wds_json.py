@@ -41,6 +41,7 @@ class Options(BaseModel):
     download: str = ""
     hub: Optional[str] = None
     revision: Optional[str] = None
+    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 def _shards(spec: TaskSpec, options: Options, root: Path) -> list[Path]:

@@ -1,0 +1,77 @@
+"""`clipbench data check|download`: what a task finds under the data root, and fetching what the hub has."""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import zipfile
+from pathlib import Path
+
+from . import data as datasets
+from .errors import ClipbenchError
+from .models.base import offline_hint
+from .specs import TaskSpec
+
+
+def check(specs: list[TaskSpec]) -> list[dict]:
+    """A row per (task, language): present with counts, or missing with the reader's own message."""
+    rows = []
+    for spec in specs:
+        for language in spec.languages:
+            row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-", "detail": ""}
+            try:
+                found = datasets.load(spec, language)
+                row["images"] = len(found.images)
+                texts = getattr(found, "texts", None)
+                row["texts"] = len(texts) if texts is not None else "-"
+                row["classes"] = getattr(found, "num_classes", "-")
+                row["detail"] = found.images.location
+            except ClipbenchError as exc:
+                row.update(status="MISSING", detail=str(exc))
+            rows.append(row)
+    return rows
+
+
+def _unpack(archives: list[Path], target: Path) -> None:
+    """Extract downloaded zip archives: into the data root when the archive's top folder is the task's
+    folder (Flickr30k-CN.zip holds Flickr30k-CN/...), else into the task's folder."""
+    for archive in archives:
+        with zipfile.ZipFile(archive) as handle:
+            tops = {name.split("/", 1)[0] for name in handle.namelist() if name.strip("/")}
+            destination = target.parent if tops == {target.name} else target
+            handle.extractall(destination)
+
+
+def download(spec: TaskSpec) -> Path:
+    options = spec.dataset.options
+    hub = options.get("hub")
+    if not hub:
+        where = options.get("download") or "its publisher"
+        raise ClipbenchError(f"task '{spec.name}' has no hub source to download; get it from {where}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot = Path(snapshot_download(repo_id=hub, repo_type="dataset", revision=options.get("revision"),
+                                          allow_patterns=options.get("hub_files")))
+    except Exception as exc:  # noqa: BLE001 - every hub failure becomes one clear line
+        problem = offline_hint(f"dataset {hub}", exc)
+        if problem:
+            raise problem from None
+        raise ClipbenchError(f"could not download dataset {hub} for task '{spec.name}': {str(exc).splitlines()[0]}") from None
+    target = datasets.resolve_path(options["path"])
+    patterns = options.get("hub_files") or ["*"]
+    copied = []
+    for source in sorted(p for p in snapshot.rglob("*") if p.is_file()):
+        relative = source.relative_to(snapshot).as_posix()
+        if any(fnmatch.fnmatch(relative, pattern) for pattern in patterns):  # offline, the whole snapshot comes back
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, destination)  # follows the cache's symlinks: real files land
+            copied.append(destination)
+    if not copied:
+        raise ClipbenchError(f"dataset {hub} has no file matching {patterns} for task '{spec.name}'")
+    try:
+        _unpack([p for p in copied if p.suffix == ".zip"], target)
+    except zipfile.BadZipFile as exc:
+        raise ClipbenchError(f"a downloaded archive of {hub} is damaged ({exc}); delete it from the hub cache and retry") from None
+    return target

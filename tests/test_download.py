@@ -1,0 +1,73 @@
+"""`clipbench data download` through huggingface_hub (a dataset repository in a local hub cache, read
+offline) and `clipbench data check`."""
+
+import base64
+import hashlib
+import io
+import json
+import zipfile
+
+from benchmark.data import shapes
+from helpers import clipbench
+
+REPO = "OFA-Sys/chinese-clip-eval"
+
+
+def flickr30k_cn_zip(n=6) -> bytes:
+    """Chinese-CLIP's Flickr30k-CN.zip layout: Flickr30k-CN/test_imgs.tsv and test_texts.jsonl."""
+    samples = shapes.caption_samples(n, seed=13)
+    tsv, texts = [], []
+    for index, (image, captions) in enumerate(samples):
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG")
+        tsv.append(f"{1000 + index}\t{base64.urlsafe_b64encode(buffer.getvalue()).decode()}")
+        for caption in captions["zh"]:
+            texts.append(json.dumps({"text_id": len(texts), "text": caption, "image_ids": [1000 + index]}, ensure_ascii=False))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Flickr30k-CN/test_imgs.tsv", "\n".join(tsv) + "\n")
+        archive.writestr("Flickr30k-CN/test_texts.jsonl", "\n".join(texts) + "\n")
+    return buffer.getvalue()
+
+
+def fake_dataset_cache(cache, files: dict):
+    commit = hashlib.sha1(REPO.encode()).hexdigest()
+    repo = cache / ("datasets--" + REPO.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, payload in files.items():
+        (snapshot / name).write_bytes(payload)
+
+
+def test_download_then_check_then_run(tmp_path):
+    cache, root = tmp_path / "hub", tmp_path / "data"
+    fake_dataset_cache(cache, {"Flickr30k-CN.zip": flickr30k_cn_zip(), "MUGE.zip": b"not wanted"})
+    env = {"HF_HUB_CACHE": str(cache), "CLIPBENCH_DATA_ROOT": str(root)}
+
+    before = clipbench("data", "check", "flickr30k-cn", env=env)
+    assert before.returncode == 1 and "MISSING" in before.stdout and "test_imgs.tsv" in before.stdout
+
+    done = clipbench("data", "download", "flickr30k-cn", env=env)
+    assert done.returncode == 0, done.stderr
+    assert (root / "Flickr30k-CN" / "test_imgs.tsv").is_file()
+    assert not (root / "Flickr30k-CN" / "MUGE.zip").exists()  # hub_files limits what is fetched
+
+    after = clipbench("data", "check", "flickr30k-cn", env=env)
+    assert after.returncode == 0, after.stdout
+    row = next(line for line in after.stdout.splitlines() if line.startswith("| flickr30k-cn"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:5] == ["flickr30k-cn", "zh", "present", "6", "12"]
+
+
+def test_download_without_hub_source_names_where_to_get_it(tmp_path):
+    done = clipbench("data", "download", "pracegover", env={"CLIPBENCH_DATA_ROOT": str(tmp_path)})
+    assert done.returncode == 1 and "has no hub source" in done.stderr and "github.com/larocs/PraCegoVer" in done.stderr
+
+
+def test_download_offline_without_cache_is_one_line(tmp_path):
+    done = clipbench("data", "download", "flickr30k-cn", env={"HF_HUB_CACHE": str(tmp_path / "empty"),
+                                                            "CLIPBENCH_DATA_ROOT": str(tmp_path / "data")})
+    assert done.returncode == 1 and done.stderr.startswith("error: could not fetch dataset OFA-Sys/chinese-clip-eval")
+    assert len(done.stderr.strip().splitlines()) == 1
