@@ -26,6 +26,11 @@ def check(specs: list[TaskSpec]) -> list[dict]:
                 row["texts"] = len(texts) if texts is not None else "-"
                 row["classes"] = getattr(found, "num_classes", "-")
                 row["detail"] = found.images.location
+                expected = (spec.expected_images, len(found.images)), (spec.expected_texts, texts and len(texts))
+                if any(want and got != want for want, got in expected):
+                    row["status"] = "present, sizes differ"
+                    row["detail"] = (f"expected {spec.expected_images} images"
+                                     + (f" / {spec.expected_texts} texts" if spec.expected_texts else "") + f"; {row['detail']}")
             except ClipbenchError as exc:
                 row.update(status="MISSING", detail=str(exc))
             rows.append(row)

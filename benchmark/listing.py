@@ -34,8 +34,10 @@ def list_models(pattern: str = "*") -> str:
 
 
 def task_size(spec) -> str:
-    options = spec.dataset.options
-    return str(options["size"]) if "size" in options else str(options.get("n_images", "-"))
+    """Images (and texts) of the task's split, as published."""
+    if not spec.expected_images:
+        return "-"
+    return f"{spec.expected_images:,}" + (f" / {spec.expected_texts:,} texts" if spec.expected_texts else "")
 
 
 def list_tasks(pattern: str = "*") -> str:

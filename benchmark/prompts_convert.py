@@ -175,6 +175,7 @@ metrics = ["acc1", "acc5"]
 main_score = "acc1"
 prompts = "babel-imagenet"
 num_classes = {len(indices)}
+expected_images = {50 * len(indices)}
 
 [dataset]
 format = "folder"

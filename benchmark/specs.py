@@ -44,6 +44,8 @@ class TaskSpec(Strict):
     dataset: DatasetSpec
     prompts: Optional[str] = None  # prompts/<language>/<prompts>.json, classification only
     num_classes: Optional[int] = Field(default=None, gt=1)
+    expected_images: Optional[int] = Field(default=None, gt=0)  # the published split size; `data check` compares
+    expected_texts: Optional[int] = Field(default=None, gt=0)
     source_file: str = ""
 
     @field_validator("languages")
