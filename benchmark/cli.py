@@ -87,7 +87,7 @@ def data_check(
     _data_root(data_root)
     rows = check(resolve(task))
     typer.echo(pd.DataFrame(rows).to_markdown(index=False, tablefmt="github", disable_numparse=True))
-    if any(r["status"] != "present" for r in rows):
+    if any(r["status"] == "MISSING" for r in rows):
         raise typer.Exit(1)
 
 

@@ -58,7 +58,8 @@ def test_download_then_check_then_run(tmp_path):
     assert after.returncode == 0, after.stdout
     row = next(line for line in after.stdout.splitlines() if line.startswith("| flickr30k-cn"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[:5] == ["flickr30k-cn", "zh", "present", "6", "12"]
+    assert cells[:5] == ["flickr30k-cn", "zh", "present, sizes differ", "6", "12"]
+    assert "expected 1000 images / 5000 texts" in cells[-1]
 
 
 def test_download_without_hub_source_names_where_to_get_it(tmp_path):
