@@ -123,8 +123,8 @@ def _split_key(name: str) -> tuple[str, str]:
     return (f"{folder}/{stem}" if folder else stem), ext.lower()
 
 
-def scan(shards: list[Path]):
-    """Index every sample: image location plus its decoded label/captions, in shard order."""
+def scan(shards: list[Path], metadata: tuple[str, ...] = LABEL_EXTENSIONS):
+    """Index every sample: its shard, image locations and the raw bytes of its `metadata` members, in shard order."""
     samples: list[dict] = []
     for shard in shards:
         by_key: dict[str, dict] = {}
@@ -134,10 +134,10 @@ def scan(shards: list[Path]):
                     if not member.isfile():
                         continue
                     key, ext = _split_key(member.name)
-                    sample = by_key.setdefault(key, {"__key__": key})
+                    sample = by_key.setdefault(key, {"__key__": key, "__shard__": shard})
                     if ext in IMAGE_EXTENSIONS:
                         sample.setdefault("images", {})[ext] = (str(shard), member.offset_data, member.size)
-                    elif ext in LABEL_EXTENSIONS:
+                    elif ext in metadata:
                         sample[ext] = archive.extractfile(member).read()
         except tarfile.ReadError as exc:
             raise ClipbenchError(f"{shard} is not a readable uncompressed tar shard ({exc}); re-download it") from None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -29,7 +28,7 @@ from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, RetrievalData, resolve_path
 from .files import layout_error
-from .wds import IMAGE_EXTENSIONS, TarImages, _check_root, _split_key
+from .wds import IMAGE_EXTENSIONS, TarImages, _check_root, scan
 
 
 class Options(BaseModel):
@@ -58,28 +57,6 @@ def _shards(spec: TaskSpec, options: Options, root: Path) -> list[Path]:
     return found
 
 
-def _scan(shards: list[Path]) -> list[dict]:
-    """Every sample's image location and raw json member, in shard order."""
-    samples: list[dict] = []
-    for shard in shards:
-        by_key: dict[str, dict] = {}
-        try:
-            with tarfile.open(shard, mode="r:") as archive:
-                for member in archive:
-                    if not member.isfile():
-                        continue
-                    key, ext = _split_key(member.name)
-                    sample = by_key.setdefault(key, {"__key__": key, "__shard__": shard})
-                    if ext in IMAGE_EXTENSIONS:
-                        sample.setdefault("images", {})[ext] = (str(shard), member.offset_data, member.size)
-                    elif ext == "json":
-                        sample["json"] = archive.extractfile(member).read()
-        except tarfile.ReadError as exc:
-            raise ClipbenchError(f"{shard} is not a readable uncompressed tar shard ({exc}); re-download it") from None
-        samples.extend(by_key.values())
-    return samples
-
-
 def _captions(spec: TaskSpec, options: Options, sample: dict, language: str) -> list[str]:
     where = f"{sample['__shard__']}: sample '{sample['__key__']}'"
     if "json" not in sample:
@@ -99,7 +76,7 @@ def _captions(spec: TaskSpec, options: Options, sample: dict, language: str) -> 
 
 def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
     root = resolve_path(options.path)
-    samples = _scan(_shards(spec, options, root))
+    samples = scan(_shards(spec, options, root), metadata=("json",))
     entries, texts, owners = [], [], []
     digest = hashlib.sha256()
     for index, sample in enumerate(samples):
