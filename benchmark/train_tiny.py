@@ -51,6 +51,7 @@ TRAIN_SEED = 20250607  # model init / caption sampling
 TRAIN_DATA_SEED = 777_001  # image pool; evaluation uses 1234 (classification) and 4321 (retrieval)
 EVAL_CLS_SEED, EVAL_CLS_N = 1234, 400
 EVAL_RET_SEED, EVAL_RET_N = 4321, 250
+VAL_SEED, VAL_N = 555, 160  # small validation set for progress reports during training
 
 # OpenAI CLIP normalisation (same values as open_clip.OPENAI_DATASET_MEAN / _STD).
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -162,7 +163,7 @@ def _load(model_dir: Path):
     return model, preprocess, tokenizer
 
 
-def _caption_bank(tokenizer) -> tuple["object", "object", dict]:
+def _caption_bank(tokenizer):
     """Token ids of every candidate caption per attribute combination.
 
     Returns (tokens [n_combos, n_candidates, L], weights [n_candidates], combo index by key).
@@ -191,7 +192,7 @@ def _caption_bank(tokenizer) -> tuple["object", "object", dict]:
     return ids, torch.tensor(weights) / sum(weights), index
 
 
-def _image_pool(n: int, seed: int, preprocess) -> tuple["object", "object"]:
+def _image_pool(n: int, seed: int, preprocess):
     """``n`` training images, preprocessed with the eval transform (stored fp16), and their combo keys."""
     import torch
 
@@ -207,8 +208,8 @@ def _image_pool(n: int, seed: int, preprocess) -> tuple["object", "object"]:
     return images, keys
 
 
-def train(out: Path = DEFAULT_OUT, steps: int = 1000, batch_size: int = 128, pool_size: int = 16000,
-          lr: float = 1e-3, seed: int = TRAIN_SEED, log_every: int = 50) -> Path:
+def train(out: Path = DEFAULT_OUT, steps: int = 2800, batch_size: int = 64, pool_size: int = 16000,
+          lr: float = 2e-3, seed: int = TRAIN_SEED, log_every: int = 200, eval_every: int = 0) -> Path:
     torch = _setup_torch(seed)
     import open_clip
     from safetensors.torch import save_file
@@ -220,9 +221,14 @@ def train(out: Path = DEFAULT_OUT, steps: int = 1000, batch_size: int = 128, poo
     with tempfile.TemporaryDirectory(prefix="tiny-shapes-") as tmp:
         stage = Path(tmp)
         write_model_dir(stage, hf_tok, vocab_size)
-        logging.getLogger().setLevel(logging.ERROR)  # "no CLIP weights found" is expected here
-        torch.manual_seed(seed)
-        model, preprocess, tokenizer = _load(stage)
+        root_logger = logging.getLogger()
+        old_level = root_logger.level
+        root_logger.setLevel(logging.ERROR)  # "no CLIP weights found" is expected here
+        try:
+            torch.manual_seed(seed)
+            model, preprocess, tokenizer = _load(stage)
+        finally:
+            root_logger.setLevel(old_level)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"vocab {vocab_size} tokens, model {n_params / 1e6:.3f} M parameters")
 
@@ -232,6 +238,10 @@ def train(out: Path = DEFAULT_OUT, steps: int = 1000, batch_size: int = 128, poo
         images, keys = _image_pool(pool_size, TRAIN_DATA_SEED, preprocess)
         combo_of = torch.tensor([combo_index[k] for k in keys])
         print(f"image pool {pool_size} ready in {time.time() - t0:.1f}s")
+        if eval_every:
+            val = shapes.classification_samples(VAL_N, seed=VAL_SEED)
+            val_x = torch.stack([preprocess(im) for im, _ in val])
+            val_y = torch.tensor([y for _, y in val])
 
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
         no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
@@ -271,6 +281,14 @@ def train(out: Path = DEFAULT_OUT, steps: int = 1000, batch_size: int = 128, poo
             if step % log_every == 0 or step == steps - 1:
                 print(f"step {step:5d}/{steps}  loss {loss.item():.4f}  logit_scale {model.logit_scale.exp().item():.1f}"
                       f"  lr {lr_at(step):.2e}  {time.time() - t_train:.0f}s", flush=True)
+            if eval_every and (step % eval_every == 0 or step == steps - 1) and step > 0:
+                model.eval()
+                with torch.no_grad():
+                    f = model.encode_image(val_x, normalize=True)
+                    accs = {lang: ((f @ zero_shot_classifier(model, tokenizer, lang).T).argmax(1) == val_y)
+                            .float().mean().item() for lang in shapes.LANGUAGES}
+                model.train()
+                print(f"  validation acc1 (n={VAL_N}) " + "  ".join(f"{k} {v:.3f}" for k, v in accs.items()), flush=True)
 
         model.eval()
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -387,16 +405,17 @@ def evaluate(model_dir: Path | str = DEFAULT_OUT, verbose: bool = True) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark.train_tiny", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=2800)
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--pool-size", type=int, default=16000, help="number of distinct training images")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=TRAIN_SEED)
+    ap.add_argument("--eval-every", type=int, default=400, help="report validation accuracy every N steps")
     ap.add_argument("--eval-only", action="store_true", help="only evaluate an existing model directory")
     args = ap.parse_args(argv)
     if not args.eval_only:
         train(args.out, steps=args.steps, batch_size=args.batch_size, pool_size=args.pool_size, lr=args.lr,
-              seed=args.seed)
+              seed=args.seed, eval_every=args.eval_every)
     evaluate(args.out)
     return 0
 

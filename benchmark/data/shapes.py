@@ -47,8 +47,8 @@ _POSITION_CENTRES = {
     "bottom right": (0.725, 0.725),
     "center": (0.5, 0.5),
 }
-_POSITION_JITTER = 0.04  # +- fraction of the side
-_RADIUS = {"small": (6.5, 9.0), "large": (14.0, 17.5)}  # pixels at 80x80
+_POSITION_JITTER = 0.035  # +- fraction of the side
+_RADIUS = {"small": (8.0, 10.5), "large": (15.5, 19.0)}  # pixels at 80x80
 
 # ---------------------------------------------------------------------------------------------
 # Words per language
