@@ -48,7 +48,7 @@ def list_tasks(pattern: str = "*") -> str:
         {
             "task": name,
             "kind": (spec := registry.get(name)).kind,
-            "languages": ",".join(spec.languages),
+            "languages": ",".join(spec.languages + [f"{lang} ({target})" for lang, target in spec.language_tasks.items()]),
             "split": spec.split,
             "size": task_size(spec),
             "main score": spec.main_score,

@@ -36,21 +36,34 @@ class RunOptions:
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
+    offered = list(task.languages) + list(task.language_tasks)
     if requested:
-        missing = [lang for lang in requested if lang not in task.languages]
+        missing = [lang for lang in requested if lang not in offered]
         if missing:
             raise ClipbenchError(
-                f"task '{task.name}' has no {', '.join(missing)} version (it has: {', '.join(task.languages)}); "
+                f"task '{task.name}' has no {', '.join(missing)} version (it has: {', '.join(offered)}); "
                 "drop that --language or that task", exit_code=2)
         return list(requested)
     if model.languages:
-        chosen = [lang for lang in task.languages if lang in model.languages]
+        chosen = [lang for lang in offered if lang in model.languages]
         if not chosen:
             raise ClipbenchError(
                 f"model '{model.name}' declares {', '.join(model.languages)} and task '{task.name}' has "
-                f"{', '.join(task.languages)}; pass --language to run it anyway", exit_code=2)
+                f"{', '.join(offered)}; pass --language to run it anyway", exit_code=2)
         return chosen
     return ["en"] if "en" in task.languages else list(task.languages)
+
+
+def plan_jobs(model: ModelSpec, tasks: list[TaskSpec], requested: list[str]) -> list[tuple[TaskSpec, str]]:
+    """(task, language) pairs in order, without repeats. A language a task keeps in another task
+    (`flickr30k` in zh is `flickr30k-cn`) runs, and is recorded, as that task."""
+    jobs: list[tuple[TaskSpec, str]] = []
+    for task in tasks:
+        for lang in plan_languages(model, task, requested):
+            target = task_files.task_registry().get(task.language_tasks[lang]) if lang in task.language_tasks else task
+            if (target.name, lang, target.source_file) not in {(t.name, l, t.source_file) for t, l in jobs}:
+                jobs.append((target, lang))
+    return jobs
 
 
 def with_text_field(task: TaskSpec, text_field: str | None) -> TaskSpec:
@@ -140,7 +153,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
     spec = models.resolve(model_name, pretrained)
     specs = [with_text_field(task, options.text_field) for task in task_files.resolve(task_names)]
-    jobs = [(task, lang) for task in specs for lang in plan_languages(spec, task, languages)]
+    jobs = plan_jobs(spec, specs, languages)
     device = pick_device(options.device)
     check_precision(options.precision, device)
     # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading

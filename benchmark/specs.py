@@ -46,6 +46,8 @@ class TaskSpec(Strict):
     num_classes: Optional[int] = Field(default=None, gt=1)
     expected_images: Optional[int] = Field(default=None, gt=0)  # the published split size; `data check` compares
     expected_texts: Optional[int] = Field(default=None, gt=0)
+    # languages whose data is another task's: `flickr30k` in zh is `flickr30k-cn` (Flickr30k-CN's own split)
+    language_tasks: dict[str, str] = Field(default_factory=dict)
     source_file: str = ""
 
     @field_validator("languages")
@@ -68,6 +70,9 @@ class TaskSpec(Strict):
                 raise ValueError(f"metric '{metric}' is not one of the {self.kind} metrics {list(allowed)}")
         if self.main_score not in self.metrics:
             raise ValueError(f"main_score '{self.main_score}' must be one of metrics {self.metrics}")
+        for lang in self.language_tasks:
+            if lang in self.languages:
+                raise ValueError(f"language_tasks: '{lang}' is already one of languages {self.languages}")
         return self
 
 

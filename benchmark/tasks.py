@@ -62,6 +62,14 @@ def task_registry(root: Path | None = None) -> Registry[TaskSpec]:
             continue
         spec = load_task_file(path)
         registry.register(spec.name, spec, origin=str(path))
+    for _, spec in registry.items():
+        for lang, target in spec.language_tasks.items():
+            other = registry.get(target) if target in registry else None
+            if other is None or lang not in other.languages or other.kind != spec.kind:
+                problem = (registry.unknown_message(target) if other is None else
+                           f"task '{target}' has no {lang} version" if lang not in other.languages else
+                           f"task '{target}' is {other.kind}, not {spec.kind}")
+                raise ClipbenchError(f"{spec.source_file}: field 'language_tasks': {problem}")
     return registry
 
 

@@ -381,3 +381,25 @@ def test_data_root_default_paths_do_not_escape(tmp_path, monkeypatch):
     for name in ELEVATER_20 + ["imagenet1k", "babel-imagenet"]:
         path = datasets.resolve_path(TASKS.get(name).dataset.options["path"])
         assert os.path.commonpath([path, tmp_path]) == str(tmp_path)
+
+
+@pytest.mark.parametrize("target, problem", [("flickr30k-nope", "Unknown task 'flickr30k-nope'"), ("coco-cn", "no pt version"),
+                                             ("shapes", "is classification, not retrieval")])
+def test_language_tasks_are_checked(tmp_path, target, problem):
+    """A language kept in another task (`flickr30k` in zh is `flickr30k-cn`) must name a task of the same kind
+    that has that language; anything else is an error naming the file and the field."""
+    for name in ("flickr30k-cn.toml", "coco-cn.toml", "shapes.toml"):
+        (tmp_path / name).write_text((data_dir("tasks") / name).read_text(encoding="utf-8"), encoding="utf-8")
+    text = (data_dir("tasks") / "flickr30k-cn.toml").read_text(encoding="utf-8")
+    text = text.replace('name = "flickr30k-cn"', 'name = "mine"').replace(
+        'languages = ["zh"]', f'languages = ["zh"]\nlanguage_tasks = {{ pt = "{target}" }}')
+    (tmp_path / "mine.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ClipbenchError) as error:
+        task_registry(tmp_path)
+    assert "mine.toml: field 'language_tasks'" in str(error.value) and problem in str(error.value), str(error.value)
+
+
+def test_flickr30k_offers_chinese_through_flickr30k_cn():
+    spec = TASKS.get("flickr30k")
+    assert spec.languages == ["en", "pt"] and spec.language_tasks == {"zh": "flickr30k-cn"}
+    assert "zh" in TASKS.get("flickr30k-cn").languages

@@ -365,6 +365,27 @@ def test_flickr30k_cn_from_chinese_clip_tsv(runs):
     assert (result["dataset"]["n_images"], result["dataset"]["n_texts"]) == (10, 20)
 
 
+def test_flickr30k_in_chinese_is_flickr30k_cn(model, data, tmp_path, monkeypatch):
+    """`--task flickr30k --language zh` runs, and records, Flickr30k-CN (the task file's language_tasks)."""
+    from benchmark import cli
+
+    out = tmp_path / "out"
+    monkeypatch.setenv("CLIPBENCH_DATA_ROOT", "")
+    monkeypatch.setattr(sys, "argv", ["clipbench", "run", *model[0], "--task", "flickr30k", "--language", "zh",
+                                      "--data-root", str(data["root"]), "--output", str(out), "--num-workers", "0"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 0
+    [result] = read_results(out)
+    assert (result["task"], result["language"]) == ("flickr30k-cn", "zh")
+    truth = data["truth"]["flickr30k-cn"]
+    texts = flickr30k_cn_texts(truth)
+    want = expected_recalls(model, [d for d, _ in truth], [text for text, _ in texts],
+                            [(t, i) for t, (_, ids) in enumerate(texts) for i in ids])
+    for name in METRICS:
+        assert result["metrics"][name] == pytest.approx(want[name], abs=1e-6), name
+
+
 def test_capivara_webdataset_picks_google_translations(runs):
     check(runs, "capivara-flickr30k", "en")
     portuguese = check(runs, "capivara-flickr30k", "pt")
