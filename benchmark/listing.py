@@ -20,14 +20,14 @@ def list_models(pattern: str = "*") -> str:
     rows = []
     for name in registry.names(pattern):
         spec = registry.get(name)
-        parameters = spec.parameters or count_parameters_in(cached_weights(spec.id, spec.revision))
+        parameters = count_parameters_in(cached_weights(spec.id, spec.revision)) or spec.parameters  # the file, else the spec
         rows.append({
             "model": name,
             "backend": spec.backend,
             "id": spec.id if not spec.id.startswith("local-dir:") else "bundled",
-            "revision": spec.revision or ("main" if spec.id.count("/") else "-"),
+            "revision": spec.revision or ("-" if spec.id.startswith("local-dir:") else "main"),
             "languages": ",".join(spec.languages) or "-",
-            "parameters": f"{parameters / 1e6:.1f}M" if parameters else "not cached",
+            "parameters": f"{parameters / 1e6:.1f}M" if parameters else "unknown",
             "licence": spec.licence,
         })
     return _table(rows)

@@ -109,3 +109,18 @@ def test_offline_without_cache_is_one_clear_line(name, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error: could not fetch") and "HF_HOME" in lines[-1], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_registered_parameter_counts_are_those_of_the_architectures():
+    """The counts `list models` shows before any weights are cached come from building each architecture (on
+    the meta device, from its hub configuration) and counting; the bundled model is counted from its file."""
+    from benchmark.models import sizes
+
+    counted = sizes.registered()
+    assert set(counted) == set(HUB_MODELS)
+    for name in HUB_MODELS:
+        assert model_registry().get(name).parameters == counted[name], name
+    # published sizes of two well-known architectures, as a check on the counting itself
+    assert counted["openai-vit-b32"] == 151_277_313 and counted["openclip-vit-b16-laion2b"] == 149_620_737
+    done = clipbench("list", "models", env={"HF_HUB_CACHE": "/nonexistent"})
+    assert done.returncode == 0 and "unknown" not in done.stdout and "| 864.2M " in done.stdout, done.stdout

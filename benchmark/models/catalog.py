@@ -34,6 +34,7 @@ def specs() -> list[ModelSpec]:
             languages=["pt"],
             licence="MIT",
             context_length=77,
+            parameters=366_121_473,  # python -m benchmark.models.sizes
             notes="CAPIVARA (arXiv:2310.13683): OpenCLIP ViT-B/32 + XLM-R base fine-tuned on Portuguese captions",
         ),
         ModelSpec(
@@ -43,6 +44,7 @@ def specs() -> list[ModelSpec]:
             languages=["en", "pt", "zh"],
             licence="MIT",
             context_length=77,
+            parameters=366_121_473,  # python -m benchmark.models.sizes
             notes="open_clip xlm-roberta-base-ViT-B-32 / laion5b_s13b_b90k, read from the repository that tag points at; CAPIVARA's baseline",
         ),
         ModelSpec(
@@ -52,6 +54,7 @@ def specs() -> list[ModelSpec]:
             languages=["en"],
             licence="MIT",
             context_length=77,
+            parameters=149_620_737,  # python -m benchmark.models.sizes
             notes="OpenCLIP ViT-B/16 trained on LAION-2B",
         ),
         ModelSpec(
@@ -61,6 +64,7 @@ def specs() -> list[ModelSpec]:
             languages=["en", "zh"],
             licence="CreativeML OpenRAIL-M",
             context_length=77,
+            parameters=864_186_113,  # python -m benchmark.models.sizes
             notes="AltCLIPModel + AltCLIPProcessor: CLIP ViT-L/14 image tower, XLM-R large text tower ([CLS] pooled)",
         ),
         ModelSpec(
@@ -70,6 +74,7 @@ def specs() -> list[ModelSpec]:
             languages=["en"],
             licence="not stated on the model card",
             context_length=77,
+            parameters=427_616_513,  # python -m benchmark.models.sizes
             notes="CLIPModel ViT-L/14 fine-tuned on news thumbnails (CFT-CLIP); base: openai-vit-l14",
         ),
         ModelSpec(
@@ -79,6 +84,7 @@ def specs() -> list[ModelSpec]:
             languages=["en"],
             licence="MIT (openai/CLIP repository)",
             context_length=77,
+            parameters=427_616_513,  # python -m benchmark.models.sizes
             notes="OpenAI CLIP ViT-L/14 (224 px)",
         ),
         ModelSpec(
@@ -88,6 +94,7 @@ def specs() -> list[ModelSpec]:
             languages=["en"],
             licence="MIT (openai/CLIP repository)",
             context_length=77,
+            parameters=151_277_313,  # python -m benchmark.models.sizes
             notes="OpenAI CLIP ViT-B/32",
         ),
     ]
