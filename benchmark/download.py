@@ -80,3 +80,19 @@ def download(spec: TaskSpec) -> Path:
     except zipfile.BadZipFile as exc:
         raise ClipbenchError(f"a downloaded archive of {hub} is damaged ({exc}); delete it from the hub cache and retry") from None
     return target
+
+
+def load_or_fetch(spec: TaskSpec, language: str, echo=print):
+    """The task's data in `language`. When its folder is missing and the task names a hub source, fetch it
+    first (huggingface_hub honours HF_HUB_OFFLINE and its cache); if that fails too, the error is the
+    reader's own (the files expected and where to get them) plus why the hub could not help."""
+    options = spec.dataset.options
+    if options.get("hub") and options.get("path") and not datasets.resolve_path(options["path"]).exists():
+        try:
+            echo(f"{spec.name}: no local copy; fetched {options['hub']} into {download(spec)}")
+        except ClipbenchError as failed:
+            try:
+                datasets.load(spec, language)
+            except ClipbenchError as missing:
+                raise ClipbenchError(f"{missing} (the hub copy could not be fetched either: {failed})") from None
+    return datasets.load(spec, language)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__, data as datasets, models, tasks as task_files
 from .bootstrap import bootstrap
+from .download import load_or_fetch
 from .data.subset import subset
 from .embed import ImageEmbeddingCache
 from .errors import ClipbenchError
@@ -159,7 +160,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading
     loaded = {}
     for task, lang in jobs:
-        data = datasets.load(task, lang)
+        data = load_or_fetch(task, lang, echo)
         if options.limit:
             data = subset(data, options.limit, options.seed or 0)
         loaded[(task.name, lang, task.source_file)] = data

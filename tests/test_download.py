@@ -72,3 +72,26 @@ def test_download_offline_without_cache_is_one_line(tmp_path):
                                                             "CLIPBENCH_DATA_ROOT": str(tmp_path / "data")})
     assert done.returncode == 1 and done.stderr.startswith("error: could not fetch dataset OFA-Sys/chinese-clip-eval")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_run_fetches_a_missing_dataset_from_the_hub(tmp_path):
+    """No local copy, a hub source in the task file: `run` fetches it (here from the hub cache, offline) and scores it."""
+    cache, root, out = tmp_path / "hub", tmp_path / "data", tmp_path / "out"
+    fake_dataset_cache(cache, {"Flickr30k-CN.zip": flickr30k_cn_zip()})
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "flickr30k", "--language", "zh", "--num-workers", "0",
+                     "--output", str(out), env={"HF_HUB_CACHE": str(cache), "CLIPBENCH_DATA_ROOT": str(root)})
+    assert done.returncode == 0, done.stderr
+    assert "fetched OFA-Sys/chinese-clip-eval" in done.stderr and (root / "Flickr30k-CN" / "test_texts.jsonl").is_file()
+    result = json.loads((out / "tiny-shapes" / "flickr30k-cn.zh.json").read_text(encoding="utf-8"))
+    assert (result["dataset"]["n_images"], result["dataset"]["n_texts"]) == (6, 12)
+
+
+def test_run_without_local_copy_or_hub_is_one_line(tmp_path):
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "flickr30k-cn", "--output", str(tmp_path / "out"),
+                     env={"HF_HUB_CACHE": str(tmp_path / "empty"), "CLIPBENCH_DATA_ROOT": str(tmp_path / "data")})
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    line = done.stderr.strip()
+    for needle in ("task 'flickr30k-cn'", "test_imgs.tsv, test_texts.jsonl", "Flickr30k-CN.zip",
+                   "the hub copy could not be fetched either"):
+        assert needle in line, (needle, line)
+    assert not (tmp_path / "out").exists()
