@@ -25,7 +25,7 @@ def list_models(pattern: str = "*") -> str:
             "model": name,
             "backend": spec.backend,
             "id": spec.id if not spec.id.startswith("local-dir:") else "bundled",
-            "revision": spec.revision or ("-" if spec.id.startswith("local-dir:") else "main"),
+            "revision": (spec.revision or ("-" if spec.id.startswith("local-dir:") else "main"))[:12],  # a commit: its first 12
             "languages": ",".join(spec.languages) or "-",
             "parameters": f"{parameters / 1e6:.1f}M" if parameters else "unknown",
             "licence": spec.licence,

@@ -18,9 +18,17 @@ CORPUS = (
 )
 
 
+def commit_for(repo_id: str) -> str:
+    """The commit a stand-in is stored under: the registered spec's pinned revision, else a made-up one."""
+    from benchmark.models.catalog import model_registry
+
+    pinned = {spec.id.removeprefix("hf-hub:"): spec.revision for _, spec in model_registry().items()}
+    return pinned.get(repo_id) or hashlib.sha1(repo_id.encode()).hexdigest()
+
+
 def snapshot(cache: Path, repo_id: str) -> Path:
     """The snapshot folder of `repo_id` in the cache, with refs/main pointing at it."""
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    commit = commit_for(repo_id)
     repo = cache / ("models--" + repo_id.replace("/", "--"))
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
@@ -129,4 +137,4 @@ BUILDERS = {
 def build(cache: Path, name: str, repo_id: str) -> str:
     """Writes the stand-in for registered model `name` and returns its commit."""
     BUILDERS[name](cache, repo_id.removeprefix("hf-hub:"))
-    return hashlib.sha1(repo_id.removeprefix("hf-hub:").encode()).hexdigest()
+    return commit_for(repo_id.removeprefix("hf-hub:"))

@@ -81,6 +81,7 @@ def specs() -> list[ModelSpec]:
             name="openai-vit-l14",
             backend="transformers",
             id="openai/clip-vit-large-patch14",
+            revision="32bd64288804d66eefd0ccbe215aa642df71cc41",  # as pinned by MTEB (mteb/models/clip_models.py)
             languages=["en"],
             licence="MIT (openai/CLIP repository)",
             context_length=77,
@@ -91,6 +92,7 @@ def specs() -> list[ModelSpec]:
             name="openai-vit-b32",
             backend="transformers",
             id="openai/clip-vit-base-patch32",
+            revision="3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268",  # as pinned by MTEB (mteb/models/clip_models.py)
             languages=["en"],
             licence="MIT (openai/CLIP repository)",
             context_length=77,
