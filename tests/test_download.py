@@ -95,3 +95,10 @@ def test_run_without_local_copy_or_hub_is_one_line(tmp_path):
                    "the hub copy could not be fetched either"):
         assert needle in line, (needle, line)
     assert not (tmp_path / "out").exists()
+
+
+def test_check_follows_a_language_kept_in_another_task(tmp_path):
+    done = clipbench("data", "check", "flickr30k", env={"CLIPBENCH_DATA_ROOT": str(tmp_path)})
+    rows = [[c.strip() for c in line.strip("|").split("|")][:3] for line in done.stdout.splitlines()[2:]]
+    assert rows == [["flickr30k", "en", "MISSING"], ["flickr30k", "pt", "MISSING"], ["flickr30k-cn", "zh", "MISSING"]]
+    assert done.returncode == 1
