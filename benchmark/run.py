@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, data as datasets, models, tasks as task_files
+from . import __version__, models, tasks as task_files
 from .bootstrap import bootstrap
 from .download import load_or_fetch
 from .data.subset import subset

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import tiny_clip_tokenizer, write_tiny_hf_clip
+from helpers import write_tiny_hf_clip
 
 CORPUS = (
     "a photo of a red circle . a drawing of a blue star . uma foto de um círculo vermelho . "

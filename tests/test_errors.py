@@ -8,7 +8,7 @@ import pytest
 from benchmark.data import shapes
 from benchmark.errors import ClipbenchError
 from benchmark.tasks import load_task_file
-from helpers import clipbench, drawn_image, write_wds
+from helpers import clipbench, write_wds
 
 
 def assert_clean_failure(done, code, *needles, out=None):

@@ -2,7 +2,6 @@
 checkpoint through the real command line, checked against an independent computation that uses
 open_clip directly and CLIP_benchmark's own metric code."""
 
-import json
 
 import pytest
 import torch

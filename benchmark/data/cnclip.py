@@ -23,7 +23,6 @@ import base64
 import binascii
 import hashlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -35,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, RetrievalData, resolve_path
-from .files import layout_error
+from .files import jsonl_records, layout_error
 
 
 class Options(BaseModel):
@@ -102,22 +101,16 @@ def _index(spec: TaskSpec, tsv: Path) -> tuple[list[tuple[int, int, int]], str]:
     return entries, digest.hexdigest()
 
 
+def _text_record(record: dict) -> tuple[str, list[int]]:
+    text, image_ids = str(record["text"]).strip(), [int(i) for i in record["image_ids"]]
+    if not image_ids:
+        raise ValueError("no image_ids")
+    return text, image_ids
+
+
 def _texts(spec: TaskSpec, path: Path) -> list[tuple[str, list[int]]]:
-    out = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                text, image_ids = str(record["text"]).strip(), [int(i) for i in record["image_ids"]]
-            except (ValueError, KeyError, TypeError):
-                raise ClipbenchError(f"task '{spec.name}': {path} line {number} is not a JSON object with 'text' and "
-                                     "an 'image_ids' list; re-download the file") from None
-            if not image_ids:
-                raise ClipbenchError(f"task '{spec.name}': {path} line {number} names no image_ids; re-download the file")
-            out.append((text, image_ids))
-    return out
+    return jsonl_records(spec, path, _text_record, "a JSON object with 'text' and a non-empty 'image_ids' list",
+                         "re-download the file")
 
 
 def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:

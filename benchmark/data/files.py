@@ -8,6 +8,7 @@ caption language, so the runs of one dataset in several languages reuse the imag
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,22 @@ def fingerprint(rows: list[tuple[str, int]]) -> str:
     for name, size in rows:
         digest.update(f"{name}|{size}\n".encode("utf-8"))
     return digest.hexdigest()
+
+
+def jsonl_records(spec: TaskSpec, path: Path, parse, expected: str, fix: str) -> list:
+    """`parse(record)` for every non-blank line of a JSONL file. A line that is not JSON, or that `parse` rejects
+    (ValueError, KeyError, TypeError, AttributeError), stops with one line naming the file, the line number,
+    what each line must be (`expected`) and the `fix`."""
+    out = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(parse(json.loads(line)))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise ClipbenchError(f"task '{spec.name}': {path} line {number} is not {expected}; {fix}") from None
+    return out
 
 
 def layout_error(spec: TaskSpec, root: Path, missing: str, expected: list[str], download: str) -> ClipbenchError:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, RetrievalData, resolve_path
-from .files import file_images, layout_error
+from .files import file_images, jsonl_records, layout_error
 
 
 class Options(BaseModel):
@@ -72,19 +72,10 @@ def _split(annotations: str, mtime: float, split: str) -> tuple[tuple[tuple[str,
 
 
 def _translations(spec: TaskSpec, path: Path) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                found[os.path.basename(record["image"])] = [c.strip() for c in record["captions"] if c.strip()]
-            except (ValueError, KeyError, TypeError, AttributeError):
-                raise ClipbenchError(
-                    f"task '{spec.name}': {path} line {number} is not a JSON object with 'image' and a 'captions' list; "
-                    "fix or re-download the captions file") from None
-    return found
+    pairs = jsonl_records(spec, path,
+                          lambda record: (os.path.basename(record["image"]), [c.strip() for c in record["captions"] if c.strip()]),
+                          "a JSON object with 'image' and a 'captions' list", "fix or re-download the captions file")
+    return dict(pairs)
 
 
 def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
