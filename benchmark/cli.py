@@ -154,7 +154,8 @@ def table(
 ):
     """Paper-style table of RESULTS: a row per model group (mean ± std over checkpoints), a column per task."""
     from .results import read_all
-    from .table import build_table, render
+    from .render import render
+    from .table import build_table
 
     metrics = "main" if metric == ["main"] else list(metric)
     text = render(build_table(read_all(results), metrics, layout, reference, force), fmt)

@@ -1,7 +1,7 @@
 """Results as tables.
 
 `run_table`: the table printed after `clipbench run` (a row per model, task and language).
-`build_table` + `render`: paper-style tables. Rows are model groups (several checkpoints of one group show
+`build_table` (rendered by benchmark.render): paper-style tables. Rows are model groups (several checkpoints of one group show
 as mean ± std), columns are tasks (or task × metric), suites get an "Average" column, the best value of a column
 is bold, missing cells show "–". Published rows (`reference=`) and paper layouts (`layout=`) come from
 benchmark.reference.
@@ -9,7 +9,6 @@ benchmark.reference.
 
 from __future__ import annotations
 
-import html
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -309,67 +308,3 @@ def build_table(results: list[dict], metrics="main", layout: str | None = None, 
 
     return Table(frame(text), frame(best).astype(bool), frame(mean).astype(float), frame(std).astype(float),
                  chosen.title if chosen else "", decimals)
-
-
-# ------------------------------------------------------------------------------------------------ render
-
-def _flat(header: tuple[str, str]) -> str:
-    return f"{header[0]} {header[1]}".strip()
-
-
-def _latex_escape(text: str) -> str:
-    out = "".join("\\" + ch if ch in "&%$#_{}" else {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}",
-                                                     "^": r"\textasciicircum{}"}.get(ch, ch) for ch in text)
-    return out.replace("±", r"$\pm$").replace("–", "--").replace("Δ", r"$\Delta$")
-
-
-def _latex(table: Table) -> str:
-    frame, headers = table.frame, list(table.frame.columns)
-    lines = [r"\begin{tabular}{l" + "r" * len(headers) + "}", r"\toprule"]
-    if any(group for group, _ in headers):
-        spans, rules, start = [], [], 0
-        while start < len(headers):
-            end = start
-            while end + 1 < len(headers) and headers[end + 1][0] == headers[start][0]:
-                end += 1
-            group, width = headers[start][0], end - start + 1
-            spans += [rf"\multicolumn{{{width}}}{{c}}{{{_latex_escape(group)}}}"] if group else [""] * width
-            if group:
-                rules.append(rf"\cmidrule(lr){{{start + 2}-{end + 2}}}")
-            start = end + 1
-        lines.append(" & ".join([""] + spans) + r" \\")
-        lines.append(" ".join(rules))
-    lines.append(" & ".join([_latex_escape(frame.index.name or "")] + [_latex_escape(label) for _, label in headers]) + r" \\")
-    lines.append(r"\midrule")
-    for r, (label, values) in enumerate(frame.iterrows()):
-        cells = [rf"\textbf{{{_latex_escape(v)}}}" if table.best.iat[r, c] else _latex_escape(v) for c, v in enumerate(values)]
-        lines.append(" & ".join([_latex_escape(str(label))] + cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines)
-
-
-def render(table: Table, fmt: str = "markdown") -> str:
-    """markdown (GitHub pipes, bold as **x**), latex (booktabs, \\textbf), csv (plain text cells), html (<b>)."""
-    fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise ClipbenchError(f"unknown table format '{fmt}'; use one of {', '.join(FORMATS)}", exit_code=2)
-    frame, two_level = table.frame, any(group for group, _ in table.frame.columns)
-    if fmt == "latex":
-        return _latex(table)
-    if fmt == "csv":
-        flat = frame.copy()
-        flat.columns = [_flat(h) for h in frame.columns]
-        return flat.to_csv(index_label=frame.index.name or "model").rstrip("\n")
-    if fmt == "markdown":
-        marked = frame.where(~table.best, "**" + frame + "**")
-        marked.columns = [_flat(h) for h in frame.columns]
-        return marked.to_markdown(tablefmt="github", disable_numparse=True)
-    marked = frame.apply(lambda column: column.map(html.escape))
-    marked = marked.where(~table.best, "<b>" + marked + "</b>")
-    marked.index = [html.escape(str(i)) for i in frame.index]
-    marked.index.name = frame.index.name
-    if two_level:
-        marked.columns = pd.MultiIndex.from_tuples([(html.escape(g), html.escape(l)) for g, l in frame.columns])
-    else:
-        marked.columns = [html.escape(l) for _, l in frame.columns]
-    return marked.to_html(escape=False, border=0, index_names=False)

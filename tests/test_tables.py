@@ -16,7 +16,8 @@ from PIL import Image
 from benchmark.errors import ClipbenchError
 from benchmark.plot import bar_chart_size, heatmap_size
 from benchmark.reference import load as load_reference
-from benchmark.table import STD_DDOF, build_table, render
+from benchmark.render import render
+from benchmark.table import STD_DDOF, build_table
 from benchmark.tasks import suite_registry, task_registry
 from helpers import clipbench
 
