@@ -132,7 +132,11 @@ def compare(
 
     if tolerance < 0:
         raise ClipbenchError("--tolerance must be 0 or more", exit_code=2)
-    frame, failed = diff(read_all(results), load_baseline(baseline), tolerance, use_ci)
+    try:
+        current, before = read_all(results), load_baseline(baseline)
+    except ClipbenchError as exc:  # exit 2: unreadable input, so that 1 always means a regression
+        raise ClipbenchError(str(exc), exit_code=2) from None
+    frame, failed = diff(current, before, tolerance, use_ci)
     text = render(frame, failed, tolerance, use_ci)
     typer.echo(text)
     if summary is not None:

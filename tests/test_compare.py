@@ -74,4 +74,14 @@ def test_unknown_newer_schema_is_refused(tmp_path):
     newer = dict(result("shapes", "en", 0.9), schema_version=99)
     folder = write(tmp_path / "now", [newer])
     done = clipbench("compare", str(folder), "--baseline", str(folder))
-    assert done.returncode == 1 and "schema_version 99 is newer" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "schema_version 99 is newer" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unreadable_input_exits_2_not_1(baseline, tmp_path):
+    """Exit 1 means a regression and nothing else: a missing or broken file is exit 2, one line."""
+    current = write(tmp_path / "now", [result("shapes", "en", 0.90), result("shapes", "pt", 0.80)])
+    missing = clipbench("compare", str(current), "--baseline", str(tmp_path / "nope.json"))
+    (tmp_path / "broken.json").write_text("{not json")
+    broken = clipbench("compare", str(current), "--baseline", str(tmp_path / "broken.json"))
+    for done, needle in ((missing, "nope.json does not exist"), (broken, "broken.json: not readable as JSON")):
+        assert done.returncode == 2 and needle in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
