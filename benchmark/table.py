@@ -33,6 +33,12 @@ def percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * value:.2f}"
 
 
+def _interval(result: dict) -> str:
+    """The bootstrap 95% interval of the main score, in percent, or '-' without --bootstrap."""
+    ci = ((result.get("bootstrap") or {}).get("ci95") or {}).get(result["main_score"])
+    return f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "-"
+
+
 def run_table(results: list[dict], fmt: str = "github") -> str:
     """The table printed after `clipbench run`: a row per (model, task, language), a column per metric."""
     blocks = []
@@ -48,6 +54,7 @@ def run_table(results: list[dict], fmt: str = "github") -> str:
                     "task": r["task"],
                     "lang": r["language"],
                     **{n: percent(r["metrics"].get(n)) for n in shown},
+                    **({"main 95% CI": _interval(r)} if any(r.get("bootstrap") for r in rows) else {}),
                     "images": r["dataset"]["n_images"],
                     "img/s": f"{r['run']['images_per_second']:.0f}" if r["run"].get("images_per_second") else "cached",
                 }

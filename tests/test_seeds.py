@@ -97,3 +97,8 @@ def test_group_bootstrap_and_limit_are_recorded(two_seeds, tmp_path):
         low, high = boot["ci95"]["mean_recall"]
         assert low <= high and boot["stderr"]["mean_recall"] > 0
         assert result["dataset"]["n_images"] == 60
+    # the table printed by the (last) run shows the interval of its main score
+    row = next(line for line in done.stdout.splitlines() if "| shapes-captions " in line)
+    printed = {f"[{100 * r['bootstrap']['ci95']['mean_recall'][0]:.2f}, {100 * r['bootstrap']['ci95']['mean_recall'][1]:.2f}]"
+               for r in results}
+    assert "main 95% CI" in done.stdout and any(interval in row for interval in printed), row
