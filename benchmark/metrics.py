@@ -179,15 +179,15 @@ def retrieval_ranks_multi(
         t2i.append(_first_hit(_pair_mask(pairs, 0, start, stop, n_images).gather(1, top)))
 
     queries = torch.unique(pairs[:, 1])
-    by_image = torch.stack([pairs[:, 1], pairs[:, 0]], dim=1)  # (image, text)
+    images_of_pairs, texts_of_pairs = pairs[:, 1].contiguous(), pairs[:, 0].contiguous()
     i2t = []
     for start in range(0, len(queries), chunk_size):
         chunk = queries[start:start + chunk_size]
         top = (image_emb[chunk] @ text_emb.T).topk(k_texts, dim=1).indices
         mask = torch.zeros(len(chunk), n_texts, dtype=torch.bool, device=pairs.device)
-        rows = torch.searchsorted(chunk, by_image[:, 0])
-        keep = (rows < len(chunk)) & (chunk[rows.clamp(max=len(chunk) - 1)] == by_image[:, 0])
-        mask[rows[keep], by_image[keep, 1]] = True
+        rows = torch.searchsorted(chunk, images_of_pairs)
+        keep = (rows < len(chunk)) & (chunk[rows.clamp(max=len(chunk) - 1)] == images_of_pairs)
+        mask[rows[keep], texts_of_pairs[keep]] = True
         i2t.append(_first_hit(mask.gather(1, top)))
 
     none = torch.zeros(0, dtype=torch.long)
