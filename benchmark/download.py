@@ -15,12 +15,12 @@ from .specs import TaskSpec
 
 def check(specs: list[TaskSpec]) -> list[dict]:
     """A row per (task, language): present with counts, or missing with the reader's own message."""
-    from .tasks import task_registry
+    from .tasks import holding
 
     rows = []
     for task in specs:
-        for language in task.languages + list(task.language_tasks):
-            spec = task_registry().get(task.language_tasks[language]) if language in task.language_tasks else task
+        for language in task.offered_languages:
+            spec = holding(task, language)
             row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-", "detail": ""}
             try:
                 found = datasets.load(spec, language)

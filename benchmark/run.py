@@ -37,7 +37,7 @@ class RunOptions:
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
-    offered = list(task.languages) + list(task.language_tasks)
+    offered = task.offered_languages
     if requested:
         missing = [lang for lang in requested if lang not in offered]
         if missing:
@@ -59,10 +59,12 @@ def plan_jobs(model: ModelSpec, tasks: list[TaskSpec], requested: list[str]) -> 
     """(task, language) pairs in order, without repeats. A language a task keeps in another task
     (`flickr30k` in zh is `flickr30k-cn`) runs, and is recorded, as that task."""
     jobs: list[tuple[TaskSpec, str]] = []
+    seen: set[tuple[str, str, str]] = set()
     for task in tasks:
         for lang in plan_languages(model, task, requested):
-            target = task_files.task_registry().get(task.language_tasks[lang]) if lang in task.language_tasks else task
-            if (target.name, lang, target.source_file) not in {(t.name, l, t.source_file) for t, l in jobs}:
+            target = task_files.holding(task, lang)
+            if (target.name, lang, target.source_file) not in seen:
+                seen.add((target.name, lang, target.source_file))
                 jobs.append((target, lang))
     return jobs
 

@@ -75,6 +75,11 @@ class TaskSpec(Strict):
                 raise ValueError(f"language_tasks: '{lang}' is already one of languages {self.languages}")
         return self
 
+    @property
+    def offered_languages(self) -> list[str]:
+        """Its own languages, then those it keeps in other tasks (`language_tasks`)."""
+        return list(self.languages) + list(self.language_tasks)
+
 
 class SuiteSpec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")

@@ -73,6 +73,11 @@ def task_registry(root: Path | None = None) -> Registry[TaskSpec]:
     return registry
 
 
+def holding(task: TaskSpec, language: str) -> TaskSpec:
+    """The task whose data serves `task` in `language`: itself, or the task its `language_tasks` names."""
+    return task_registry().get(task.language_tasks[language]) if language in task.language_tasks else task
+
+
 @functools.cache
 def suite_registry(root: Path | None = None) -> Registry[SuiteSpec]:
     root = root or data_dir("tasks")
