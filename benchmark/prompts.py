@@ -71,8 +71,10 @@ def load(name: str, language: str, num_classes: int | None = None, root: Path | 
     path = (root or data_dir("prompts")) / language / f"{name}.json"
     if not path.is_file():
         raise ClipbenchError(f"no {language} prompts for '{name}': expected {path}; add that file or choose another --language")
+    from .data.text import read_text
+
     try:
-        raw = PromptFile.model_validate_json(path.read_text(encoding="utf-8"))
+        raw = PromptFile.model_validate_json(read_text(path))
     except ValidationError as exc:
         from .tasks import describe_validation_error
 

@@ -102,14 +102,16 @@ def _index(spec: TaskSpec, tsv: Path) -> tuple[list[tuple[int, int, int]], str]:
 
 
 def _text_record(record: dict) -> tuple[str, list[int]]:
-    text, image_ids = str(record["text"]).strip(), [int(i) for i in record["image_ids"]]
+    text, image_ids = record["text"], [int(i) for i in record["image_ids"]]
+    if not isinstance(text, str) or not text.strip():  # str(None) would make the text "None"
+        raise ValueError("no text")
     if not image_ids:
         raise ValueError("no image_ids")
-    return text, image_ids
+    return text.strip(), image_ids
 
 
 def _texts(spec: TaskSpec, path: Path) -> list[tuple[str, list[int]]]:
-    return jsonl_records(spec, path, _text_record, "a JSON object with 'text' and a non-empty 'image_ids' list",
+    return jsonl_records(spec, path, _text_record, "a JSON object with a non-blank 'text' and a non-empty 'image_ids' list",
                          "re-download the file")
 
 

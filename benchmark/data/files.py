@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..errors import ClipbenchError
 from ..specs import TaskSpec
+from .text import read_text
 
 
 @dataclass
@@ -52,14 +53,14 @@ def jsonl_records(spec: TaskSpec, path: Path, parse, expected: str, fix: str) ->
     (ValueError, KeyError, TypeError, AttributeError), stops with one line naming the file, the line number,
     what each line must be (`expected`) and the `fix`."""
     out = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(parse(json.loads(line)))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                raise ClipbenchError(f"task '{spec.name}': {path} line {number} is not {expected}; {fix}") from None
+    # split on newlines only: str.splitlines would also break at U+2028 and the like, which JSON strings may hold
+    for number, line in enumerate(read_text(path, f"task '{spec.name}': {path}").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(parse(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ClipbenchError(f"task '{spec.name}': {path} line {number} is not {expected}; {fix}") from None
     return out
 
 

@@ -9,7 +9,7 @@ task's split are scored. The text compared with the image is the `text_field` co
 
 from __future__ import annotations
 
-import json
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, resolve_path
-from .files import file_images, layout_error
+from .files import file_images, jsonl_records, layout_error
+from .text import read_text
 
 COLUMNS = ("image", "title", "summary", "label", "split")
 
@@ -45,10 +46,21 @@ class PairData:
     text_field: str
 
 
-def _read(path: Path) -> pd.DataFrame:
-    if path.suffix == ".csv":
-        return pd.read_csv(path, dtype={"image": str, "title": str, "summary": str, "split": str})
-    return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
+def _object(record) -> dict:
+    if not isinstance(record, dict):
+        raise TypeError("not an object")
+    return record
+
+
+def _read(spec: TaskSpec, path: Path) -> pd.DataFrame:
+    if path.suffix != ".csv":
+        return pd.DataFrame(jsonl_records(spec, path, _object, "a JSON object", "fix the file"))
+    text = read_text(path, f"task '{spec.name}': {path}")
+    try:
+        return pd.read_csv(io.StringIO(text), dtype={"image": str, "title": str, "summary": str, "split": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no rows"
+        raise ClipbenchError(f"task '{spec.name}': {path} is not a readable CSV ({reason}); fix the file") from None
 
 
 def load(spec: TaskSpec, options: Options, language: str) -> PairData:
@@ -57,7 +69,7 @@ def load(spec: TaskSpec, options: Options, language: str) -> PairData:
     expected = [options.annotations, f"{options.images or '.'}/<image files>"]
     if not table_path.is_file():
         raise layout_error(spec, root, options.annotations, expected, options.download)
-    table = _read(table_path)
+    table = _read(spec, table_path)
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise ClipbenchError(f"task '{spec.name}': {table_path} lacks the column(s) {missing}; it needs {list(COLUMNS)}")
