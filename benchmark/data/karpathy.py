@@ -31,6 +31,7 @@ from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, RetrievalData, resolve_path
 from .files import file_images, jsonl_records, layout_error
+from .text import read_text
 
 
 class Options(BaseModel):
@@ -57,8 +58,7 @@ def _expected(spec: TaskSpec, options: Options, language: str) -> list[str]:
 @functools.lru_cache(maxsize=8)
 def _split(annotations: str, mtime: float, split: str) -> tuple[tuple[tuple[str, str, tuple[str, ...]], ...], tuple[str, ...]]:
     """((filepath, filename, captions) of the split's images, in file order), every split name found."""
-    with open(annotations, encoding="utf-8") as handle:
-        data = json.load(handle)
+    data = json.loads(read_text(annotations))
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise ValueError("it has no top-level 'images' list")
     rows, splits = [], set()
@@ -101,7 +101,7 @@ def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
         raise layout_error(spec, root, f"the image folder {absent_folders[0]}", expected, options.download)
 
     if language == options.language:
-        captions = [list(c) for _, _, c in rows]
+        captions, source = [list(c) for _, _, c in rows], annotations
     elif language in options.captions:
         path = root / options.captions[language]
         if not path.is_file():
@@ -111,7 +111,7 @@ def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
         if absent:
             raise ClipbenchError(f"task '{spec.name}': {len(absent)} of {len(rows)} '{spec.split}' images have no line in {path}, "
                                  f"the first is {absent[0]}; use the complete {language} captions file")
-        captions = [by_name[name] for _, name, _ in rows]
+        captions, source = [by_name[name] for _, name, _ in rows], path
     else:
         known = ", ".join([options.language, *options.captions])
         raise ClipbenchError(f"task '{spec.name}': no {language} captions (this dataset has: {known}); "
@@ -119,6 +119,9 @@ def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
 
     texts, owners = [], []
     for index, image_captions in enumerate(captions):
+        if not image_captions:  # an image no caption names could never be found: it would only lower i2t recall
+            raise ClipbenchError(f"task '{spec.name}': {source} gives image {rows[index][1]} no non-blank {language} caption; "
+                                 "fix the file (or use the complete one)")
         for text in image_captions[:options.max_captions]:
             texts.append(text)
             owners.append(index)

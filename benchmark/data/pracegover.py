@@ -24,6 +24,7 @@ from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, RetrievalData, resolve_path
 from .files import file_images, layout_error
+from .text import read_text
 
 
 class Options(BaseModel):
@@ -42,8 +43,7 @@ class Options(BaseModel):
 @functools.lru_cache(maxsize=4)
 def _split(annotations: str, mtime: float, split: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     """((filename, caption) of the split's records, in file order), every split name found."""
-    with open(annotations, encoding="utf-8") as handle:
-        data = json.load(handle)
+    data = json.loads(read_text(annotations))
     if isinstance(data, dict):
         records, splits = data.get(split, []), tuple(sorted(data))
     elif isinstance(data, list):
@@ -51,7 +51,8 @@ def _split(annotations: str, mtime: float, split: str) -> tuple[tuple[tuple[str,
         splits = tuple(sorted({str(r.get("split")) for r in data}))
     else:
         raise ValueError("it is neither a dict of splits nor a list of records")
-    return tuple((str(r["filename"]), str(r["caption"]).strip()) for r in records), splits
+    # a caption that is not a string counts as blank (str(None) would make the caption "None")
+    return tuple((str(r["filename"]), r["caption"].strip() if isinstance(r["caption"], str) else "") for r in records), splits
 
 
 def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
@@ -72,6 +73,10 @@ def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
     if not rows:
         raise ClipbenchError(f"task '{spec.name}': {annotations} has no records in split '{key}' (splits there: {', '.join(splits)}); "
                              "set the task's split to one of them")
+    blank = [filename for filename, caption in rows if not caption]
+    if blank:  # an image no caption names could never be found: it would only lower i2t recall
+        raise ClipbenchError(f"task '{spec.name}': {annotations} gives {len(blank)} '{key}' record(s) a blank caption, "
+                             f"the first is {blank[0]}; fix the file (or re-download it)")
     relative = [os.path.join(options.images, filename) for filename, _ in rows]
     images = file_images(spec, root, relative, f"{root / options.images} ({key})", str(annotations))
     return RetrievalData(images=images, texts=[caption for _, caption in rows],

@@ -28,6 +28,7 @@ from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, RetrievalData, resolve_path
 from .files import layout_error
+from .text import decode
 from .wds import IMAGE_EXTENSIONS, TarImages, _check_root, scan
 
 
@@ -61,17 +62,23 @@ def _captions(spec: TaskSpec, options: Options, sample: dict, language: str) -> 
     where = f"{sample['__shard__']}: sample '{sample['__key__']}'"
     if "json" not in sample:
         raise ClipbenchError(f"task '{spec.name}': {where} has no json member with captions; fix or remove it")
+    text = decode(sample["json"], f"{where}: its json member")
     try:
-        record = json.loads(sample["json"].decode("utf-8"))
+        record = json.loads(text)
     except ValueError:
         raise ClipbenchError(f"task '{spec.name}': {where} has a json member that is not valid JSON; re-download the shard") from None
     key = f"captions-{language}"
     if not isinstance(record, dict) or not isinstance(record.get(key), list):
         raise ClipbenchError(f"task '{spec.name}': {where} has no '{key}' caption list; this dataset has no {language} captions")
-    captions = [str(c).strip() for c in record[key]]
+    if not all(isinstance(c, str) for c in record[key]):
+        raise ClipbenchError(f"task '{spec.name}': {where} has a '{key}' entry that is not a string; re-download the shard")
+    captions = [c.strip() for c in record[key]]
     if language != options.source_language and len(captions) > 1 and options.translation != "all":
         captions = captions[0::2] if options.translation == "google" else captions[1::2]
-    return [c for c in captions if c]
+    captions = [c for c in captions if c]
+    if not captions:  # an image no caption names could never be found: it would only lower i2t recall
+        raise ClipbenchError(f"task '{spec.name}': {where} has no non-blank '{key}' caption; fix or remove that sample")
+    return captions
 
 
 def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
