@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import ClassificationData, Format, resolve_path
+from .text import check_name, read_text
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
 LAYOUT = "<path>/<split>/<class folder>/<image files>"
@@ -153,22 +154,45 @@ def _class_order(spec: TaskSpec, options: Options, root: Path, folders: list[str
     if not listing.is_file():
         raise _fail(spec, f"the class list {listing} (option 'classes') does not exist",
                     "add it, one class folder name per line in label order, or list the folders in the task file")
-    order = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+    order = [line.strip() for line in read_text(listing, f"task '{spec.name}': {listing}").splitlines() if line.strip()]
     if len(set(order)) != len(order):
         raise _fail(spec, f"{listing} lists a class folder twice", "list each class folder once, in label order")
     return order
 
 
-def _images_under(folder: Path) -> list[tuple[str, int]]:
-    """(path relative to the folder, size) of every image below it, sorted."""
+def _images_under(spec: TaskSpec, folder: Path) -> list[tuple[str, int]]:
+    """(path relative to the folder, size) of every image below it, sorted. Linked folders are followed (a
+    dataset may be assembled from links), but each real folder is read once: a link back up the tree (a loop)
+    or a second link to a folder adds nothing, so every image is counted once."""
+    def unreadable(exc: OSError):  # os.walk would skip the folder without a word
+        raise _fail(spec, f"folder {exc.filename} cannot be read ({exc.strerror})", "fix its permissions or remove it")
+
     found = []
-    for directory, subdirs, files in os.walk(folder, followlinks=True):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+    seen = {_identity(folder)}
+    for directory, subdirs, files in os.walk(folder, followlinks=True, onerror=unreadable):
+        kept = []
+        for name in sorted(d for d in subdirs if not d.startswith(".")):
+            identity = _identity(os.path.join(directory, name))
+            if identity not in seen:
+                seen.add(identity)
+                kept.append(name)
+        subdirs[:] = kept
         for name in sorted(files):
             if _is_image(name):
                 full = os.path.join(directory, name)
-                found.append((os.path.relpath(full, folder), os.path.getsize(full)))
+                relative = os.path.relpath(full, folder)
+                check_name(relative, f"task '{spec.name}': an image in {folder}")
+                try:
+                    found.append((relative, os.path.getsize(full)))
+                except OSError as exc:  # a dangling link, or a file that cannot be read
+                    raise _fail(spec, f"image {full} cannot be read ({exc.strerror})", "fix or remove it") from None
     return found
+
+
+def _identity(path) -> tuple[int, int]:
+    """(device, inode) of the folder a path leads to, links followed."""
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
 
 
 def _single_label(spec: TaskSpec, options: Options) -> ClassificationData:
@@ -183,6 +207,8 @@ def _single_label(spec: TaskSpec, options: Options) -> ClassificationData:
         raise _fail(spec, f"{split_dir} does not exist (folders there: {found or 'none'}; {layout})",
                     f"put the {spec.split} images in one folder per class under {split_dir}")
     folders = [p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    for name in folders:
+        check_name(name, f"task '{spec.name}': class folder in {split_dir}")
     if not folders:
         raise _fail(spec, f"{split_dir} has no class folders ({layout})",
                     "move each class's images into a folder of its own")
@@ -210,7 +236,7 @@ def _single_label(spec: TaskSpec, options: Options) -> ClassificationData:
     entries, rows, labels = [], [], []
     for label, full_index in enumerate(kept):
         folder = order[full_index]
-        images = _images_under(split_dir / folder)
+        images = _images_under(spec, split_dir / folder)
         if not images:
             raise _fail(spec, f"class folder {split_dir / folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
                         "add its images or re-extract the dataset")
@@ -259,7 +285,7 @@ def _multi_label(spec: TaskSpec, options: Options) -> ClassificationData:
     if spec.num_classes is None:
         raise _fail(spec, "a multi-label dataset needs the class count", "add 'num_classes = N' to the task file")
     entries, rows, matrix = [], [], []
-    for number, line in enumerate(index_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(index_file, f"task '{spec.name}': {index_file}").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{index_file} line {number}"
