@@ -113,8 +113,10 @@ app.add_typer(baseline_app, name="baseline")
 def baseline_save(results: List[Path] = typer.Argument(..., help="Result files or folders."),
                   output: Path = typer.Option(..., "--output", "-o", help="Baseline JSON to write.")):
     """Write the main scores of RESULTS as a baseline file."""
+    from .outputs import check_file
     from .regress import save_baseline
 
+    check_file(output, "--output")
     typer.echo(f"baseline written to {save_baseline(results, output)}")
 
 
@@ -127,21 +129,32 @@ def compare(
     summary: Optional[Path] = typer.Option(None, "--summary", help="Append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
 ):
     """Diff RESULTS against a baseline; exit 1 when a main score drops by more than the tolerance."""
-    from .regress import compare as diff, load_baseline, render
+    from .outputs import check_file, write_failed
+    from .regress import compare as diff, load_baseline, none_shared, render, summarise
     from .results import read_all
 
     if tolerance < 0:
         raise ClipbenchError("--tolerance must be 0 or more", exit_code=2)
     try:
-        current, before = read_all(results), load_baseline(baseline)
-    except ClipbenchError as exc:  # exit 2: unreadable input, so that 1 always means a regression
+        if summary is not None:
+            check_file(summary, "--summary", append=True)
+        before = load_baseline(baseline)
+        current = summarise(read_all(results))
+    except ClipbenchError as exc:  # exit 2: unusable input, so that 1 always means a failed comparison
         raise ClipbenchError(str(exc), exit_code=2) from None
     frame, failed = diff(current, before, tolerance, use_ci)
     text = render(frame, failed, tolerance, use_ci)
     typer.echo(text)
     if summary is not None:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write("## clipbench compare\n\n" + text + "\n")
+        try:
+            summary.parent.mkdir(parents=True, exist_ok=True)
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write("## clipbench compare\n\n" + text + "\n")
+        except OSError as exc:
+            raise write_failed(summary, exc, "--summary") from None
+    if none_shared(frame):
+        raise ClipbenchError(f"the run ({', '.join(map(str, results))}) has none of the {len(before)} entries of the "
+                             f"baseline {baseline}; compare a run of the baseline's models, tasks and languages")
     if failed:
         raise typer.Exit(1)
 
@@ -157,17 +170,19 @@ def table(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the table to this file instead of printing it."),
 ):
     """Paper-style table of RESULTS: a row per model group (mean ± std over checkpoints), a column per task."""
+    from .outputs import check_file, write_text_atomic
     from .results import read_all
     from .render import render
     from .table import build_table
 
+    if output is not None:
+        check_file(output, "--output")
     metrics = "main" if metric == ["main"] else list(metric)
     text = render(build_table(read_all(results), metrics, layout, reference, force), fmt)
     if output is None:
         typer.echo(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n", encoding="utf-8")
+        write_text_atomic(output, text + "\n", "--output")
         typer.echo(f"table written to {output}", err=True)
 
 
@@ -179,9 +194,11 @@ def plot(
     force: bool = typer.Option(False, "--force", help="Average a group's results even when their dataset fingerprints or prompts differ."),
 ):
     """PNG figures of RESULTS: a bar chart per task (error bars: std over checkpoints or bootstrap 95% CI) and a heat map."""
+    from .outputs import check_folder
     from .plot import plot as draw
     from .results import read_all
 
+    check_folder(output, "--output")
     for path in draw(read_all(results), output, metric, force):
         typer.echo(str(path))
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .comparable import collect, group_of
 from .errors import ClipbenchError
+from .outputs import check_folder, write_atomic_with
 from .results import slug
-from .table import collect, group_of, stat, suite_stat
+from .table import stat, suite_stat
 
 DPI = 100
 
@@ -67,6 +69,10 @@ def _cell(grouped: dict, group: str, column) -> object:
     return stat(members, name) if members else None
 
 
+def _save(figure, path: Path) -> Path:
+    return write_atomic_with(path, lambda out: figure.savefig(out, dpi=DPI, format="png"), "--output")
+
+
 def bar_chart(groups: list[str], cells: list, title: str, ylabel: str, path: Path) -> Path:
     figure = _figure(bar_chart_size(len(groups)))
     axes = figure.add_subplot()
@@ -95,8 +101,7 @@ def bar_chart(groups: list[str], cells: list, title: str, ylabel: str, path: Pat
     if kinds:
         figure.text(0.99, 0.01, "error bars: " + "; ".join(sorted(kinds)), ha="right", va="bottom", fontsize=8, color="0.3")
     figure.tight_layout(rect=(0, 0.03, 1, 1))
-    figure.savefig(path, dpi=DPI)
-    return path
+    return _save(figure, path)
 
 
 def heatmap(groups: list[str], labels: list[str], values: np.ndarray, title: str, colourbar: str, path: Path) -> Path:
@@ -119,8 +124,7 @@ def heatmap(groups: list[str], labels: list[str], values: np.ndarray, title: str
     axes.set_title(title)
     figure.colorbar(image, ax=axes, label=colourbar, fraction=0.04)
     figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
-    return path
+    return _save(figure, path)
 
 
 def plot(results: list[dict], output: Path, metric: str = "main", force: bool = False) -> list[Path]:
@@ -133,7 +137,7 @@ def plot(results: list[dict], output: Path, metric: str = "main", force: bool = 
         raise ClipbenchError(f"no result has the metric '{metric}'", exit_code=2)
     groups = sorted({group_of(r) for r in results})
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    check_folder(output, "--output")
     paths, matrix = [], np.full((len(groups), len(columns)), np.nan)
     for c, column in enumerate(columns):
         label, lang, task, name = column

@@ -3,38 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .comparable import ASPECTS, collect, evaluated_as
 from .errors import ClipbenchError
-from .results import read_all, write_atomic
+from .results import BASELINE_KIND, BaselineEntry, load_json, read_all, validated
+from .outputs import write_json_atomic
 
-BASELINE_KIND = "clipbench-baseline"
-
-
-def _key(result: dict) -> tuple[str, str, str]:
-    return (result["model"].get("group") or result["model"]["name"], result["task"], result["language"])
+# baseline save and compare have no --force: a number that averages unlike results must not reach a baseline
+APART = "or pass only results that were evaluated alike (move the others to another folder)"
 
 
 def summarise(results: list[dict]) -> list[dict]:
-    """One entry per (group, task, language): the main score (mean over checkpoints) and, when a single
-    result carries a bootstrap, its 95% interval."""
-    grouped: dict[tuple, list[dict]] = defaultdict(list)
-    for result in results:
-        grouped[_key(result)].append(result)
+    """One entry per (group, task, language): the main score (mean over checkpoints), what it was evaluated on
+    (dataset fingerprint, prompts, --limit: see benchmark.comparable) and, when a single result carries a
+    bootstrap, its 95% interval."""
     entries = []
-    for (group, task, language), members in sorted(grouped.items()):
+    for (group, task, language), members in sorted(collect(results, hint=APART).items()):
         metric = members[0]["main_score"]
         values = [m["metrics"][metric] for m in members]
         boot = members[0].get("bootstrap") if len(members) == 1 else None
         entries.append({
             "group": group, "task": task, "language": language, "main_score": metric,
             "value": float(np.mean(values)), "n_checkpoints": len(members),
-            "ci95": boot["ci95"].get(metric) if boot else None,
+            "ci95": (boot.get("ci95") or {}).get(metric) if boot else None,
+            **evaluated_as(members[0]),
         })
     return entries
 
@@ -46,26 +42,56 @@ def save_baseline(paths: list[Path], output: Path) -> Path:
     payload = {"schema_version": 1, "kind": BASELINE_KIND,
                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "entries": summarise(results)}
-    return write_atomic(output, payload)
+    return write_json_atomic(output, payload, "--output")
+
+
+def _baseline_file(path: Path, payload: dict) -> list[dict]:
+    fix = "regenerate it with 'clipbench baseline save'"
+    version = payload.get("schema_version", 0)
+    if not isinstance(version, int):
+        raise ClipbenchError(f"{path}: field 'schema_version': not an integer; {fix}")
+    if version > 1:
+        raise ClipbenchError(f"{path}: baseline schema_version {version} is newer than this clipbench; upgrade")
+    entries = payload.get("entries")
+    if not isinstance(entries, list):
+        raise ClipbenchError(f"{path}: field 'entries': {'missing' if entries is None else 'not a list'}; {fix}")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ClipbenchError(f"{path}: entries[{i}]: not an object; {fix}")
+        out.append(validated(BaselineEntry, entry, f"{path}: entries[{i}]", fix))
+    return out
 
 
 def load_baseline(path: Path) -> list[dict]:
-    """A baseline file, or a folder/file of result JSONs used as the baseline."""
+    """A baseline file, or a folder/file of result JSONs used as the baseline. One without entries is refused:
+    a comparison with nothing passes whatever the run."""
     if path.is_file():
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ClipbenchError(f"{path}: not readable as JSON ({exc})") from None
+        payload = load_json(path)
         if isinstance(payload, dict) and payload.get("kind") == BASELINE_KIND:
-            if payload.get("schema_version", 0) > 1:
-                raise ClipbenchError(f"{path}: baseline schema_version {payload['schema_version']} is newer than this clipbench; upgrade")
-            return payload["entries"]
-    return summarise(read_all([path]))
+            entries = _baseline_file(path, payload)
+            if not entries:
+                raise ClipbenchError(f"baseline {path} has no entries; save one from a run's results with 'clipbench baseline save'")
+            return entries
+    entries = summarise(read_all([path]))
+    if not entries:
+        raise ClipbenchError(f"baseline {path} holds no result files; pass a baseline file or a folder of results")
+    return entries
+
+
+def _differs(new: dict, old: dict) -> list[str]:
+    """The aspects a baseline entry records (older baselines record none) that differ in the run."""
+    return [what for what, key, _ in ASPECTS if key in old and _plain(old[key]) != _plain(new.get(key))]
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value  # a limit read back from JSON is a list
 
 
 def compare(current: list[dict], baseline: list[dict], tolerance: float = 0.0, use_ci: bool = False) -> tuple[pd.DataFrame, bool]:
-    """A row per (group, task, language) in either side, and whether any main score regressed (or went missing)."""
-    now = {(e["group"], e["task"], e["language"]): e for e in summarise(current)}
+    """A row per (group, task, language) in either side of two entry lists (`summarise`, `load_baseline`), and
+    whether any main score regressed, went missing or was measured differently from the baseline."""
+    now = {(e["group"], e["task"], e["language"]): e for e in current}
     before = {(e["group"], e["task"], e["language"]): e for e in baseline}
     rows, failed = [], False
     for key in sorted(set(now) | set(before)):
@@ -79,6 +105,8 @@ def compare(current: list[dict], baseline: list[dict], tolerance: float = 0.0, u
             status, failed = "MISSING", True
         elif new["main_score"] != old["main_score"]:
             status, failed = "MAIN SCORE CHANGED", True
+        elif _differs(new, old):  # other images, prompts or --limit: the two numbers do not measure one thing
+            status, failed = "NOT COMPARABLE", True
         else:
             floor = old["value"] - tolerance
             if use_ci and old.get("ci95"):
@@ -95,12 +123,29 @@ def compare(current: list[dict], baseline: list[dict], tolerance: float = 0.0, u
     return pd.DataFrame(rows), failed
 
 
+def none_shared(frame: pd.DataFrame) -> bool:
+    """The run has none of the baseline's entries: every row is missing from one side."""
+    return set(frame["status"]) <= {"new", "MISSING"}
+
+
+def not_comparable(frame: pd.DataFrame) -> list[str]:
+    return [f"{r.model} {r.task} [{r.lang}]" for r in frame.itertuples() if r.status == "NOT COMPARABLE"]
+
+
 def render(frame: pd.DataFrame, failed: bool, tolerance: float, use_ci: bool) -> str:
     shown = frame.copy()
     for column in ("baseline", "current"):
         shown[column] = [("-" if v is None or pd.isna(v) else f"{100 * v:.2f}") for v in shown[column]]
     shown["delta"] = [("-" if v is None or pd.isna(v) else f"{100 * v:+.2f}") for v in shown["delta"]]
     rule = f"tolerance {100 * tolerance:.2f} points" + (", or below the baseline's 95% interval" if use_ci else "")
-    verdict = "**FAIL**: a main score dropped or went missing" if failed else "**PASS**: no main score dropped"
+    if none_shared(frame):
+        verdict = f"**FAIL**: the run has none of the baseline's {int((frame['status'] == 'MISSING').sum())} entries"
+    elif not_comparable(frame):
+        verdict = ("**FAIL**: a main score was measured on other data, prompts or --limit than the baseline "
+                   "(NOT COMPARABLE), dropped or went missing")
+    elif failed:
+        verdict = "**FAIL**: a main score dropped or went missing"
+    else:
+        verdict = "**PASS**: no main score dropped"
     table = shown.to_markdown(index=False, tablefmt="github", disable_numparse=True)
     return f"{table}\n\n{verdict} ({rule}; scores in percent)."

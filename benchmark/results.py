@@ -1,68 +1,227 @@
-"""The result file: one JSON per (model, task, language), schema-versioned, written atomically."""
+"""The result file: one JSON per measurement, schema-versioned, written atomically, validated when read."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
-import tempfile
+import sys
 from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ClipbenchError
+from .outputs import write_json_atomic
 
 SCHEMA_VERSION = 1
+BASELINE_KIND = "clipbench-baseline"
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
 
 
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def _name_part(text: str) -> str:
+    """A file-name-safe form of `text`. Names that are not plain ASCII would lose letters (two Chinese names can
+    both become `model`), so they carry a short hash of the full name."""
+    kept = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+    return kept if text.isascii() and kept else f"{kept or 'model'}.{_short_hash(text)}"
+
+
+def _is_registered(task: str, task_file: str | None) -> bool:
+    """Whether `task` is the registered task of that name (its name alone identifies it)."""
+    if not task_file:
+        return True
+    from .tasks import task_registry
+
+    registry = task_registry()
+    return task in registry and Path(registry.get(task).source_file).resolve() == Path(task_file).resolve()
+
+
+def result_name(group: str, checkpoint: str | None, task: str, task_file: str | None, variant: str | None,
+                language: str, limit: int | None, seed: int | None) -> Path:
+    """<group>/[<checkpoint>/]<task>[.<where>][.<variant>].<language>[.limit<N>][.seed<S>].json
+
+    Everything that makes a measurement different is in the name, so that no result replaces another: a task
+    that is not a registered task file (a dataset folder, a task file given by path) adds a short hash of its
+    resolved location (`<where>`), as two folders can share a base name; a `--limit` subset adds its size."""
+    folder = Path(_name_part(group))
+    if checkpoint:
+        folder = folder / _name_part(checkpoint)
+    where = "" if _is_registered(task, task_file) else f".{_short_hash(str(Path(task_file).resolve()))}"
+    parts = [f"{slug(task)}{where}"]
+    if variant:
+        parts.append(slug(variant))
+    parts.append(language)
+    if limit is not None:
+        parts.append(f"limit{limit}")
+    if seed is not None:
+        parts.append(f"seed{seed}")
+    return folder / (".".join(parts) + ".json")
+
+
 def result_path(output: Path, result: dict) -> Path:
-    """<output>/<group>/[<checkpoint>/]<task>[.<variant>].<language>[.seed<S>].json"""
+    model, dataset = result["model"], result.get("dataset") or {}
+    return Path(output) / result_name(
+        model.get("group") or model["name"], model.get("checkpoint_name"), result["task"], dataset.get("task_file"),
+        result.get("variant"), result["language"], (result.get("limit") or {}).get("n"), result.get("seed"))
+
+
+def identity(result: dict) -> tuple:
+    """What one measurement is of: two results with the same identity are the same measurement, repeated."""
     model = result["model"]
-    folder = output / slug(model.get("group") or model["name"])
-    if model.get("checkpoint_name"):
-        folder = folder / slug(model["checkpoint_name"])
-    seed = f".seed{result['seed']}" if result.get("seed") is not None else ""
-    variant = f".{slug(result['variant'])}" if result.get("variant") else ""
-    return folder / f"{slug(result['task'])}{variant}.{result['language']}{seed}.json"
+    return (model.get("group") or model["name"], model.get("checkpoint_name"), result["task"], result.get("variant"),
+            result["language"], (result.get("limit") or {}).get("n"), result.get("seed"))
+
+
+def describe_identity(ident: tuple) -> str:
+    group, checkpoint, task, variant, language, limit, seed = ident
+    parts = [f"group '{group}'", f"checkpoint '{checkpoint}'" if checkpoint else None, f"task '{task}' [{language}]",
+             f"text field {variant}" if variant else None, f"--limit {limit}" if limit is not None else None,
+             f"seed {seed}" if seed is not None else None]
+    return ", ".join(p for p in parts if p)
 
 
 def write_atomic(path: Path, payload: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return write_json_atomic(path, payload, "--output")
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow")  # readers ignore fields they do not use
+
+
+class _Model(_Part):
+    name: str
+    group: Optional[str] = None
+    checkpoint_name: Optional[str] = None
+
+
+class _Dataset(_Part):
+    fingerprint: str
+
+
+class _Prompts(_Part):
+    sha256: str
+
+
+class _Bootstrap(_Part):
+    ci95: dict[str, Optional[tuple[float, float]]] = {}
+
+
+class _Limit(_Part):
+    n: int
+    seed: Optional[int] = None
+
+
+class ResultFile(_Part):
+    """The fields of a result file that the readers (table, plot, compare, baseline save) use."""
+
+    schema_version: int
+    task: str
+    kind: str
+    language: str
+    main_score: str
+    metrics: dict[str, Optional[float]]
+    seed: Optional[int] = None
+    variant: Optional[str] = None
+    limit: Optional[_Limit] = None
+    bootstrap: Optional[_Bootstrap] = None
+    model: _Model
+    dataset: _Dataset
+    prompts: Optional[_Prompts]  # required; null for tasks without prompts
+
+
+class BaselineEntry(_Part):
+    group: str
+    task: str
+    language: str
+    main_score: str
+    value: float
+    n_checkpoints: int = 1
+    ci95: Optional[tuple[float, float]] = None
+
+
+def _fields(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(file)"
+        what = {"missing": "missing", "model_type": "must be an object", "dict_type": "must be an object"}.get(
+            item["type"], item["msg"])
+        parts.append(f"field '{where}': {what}")
+    return "; ".join(parts)
+
+
+def validated(model: type[BaseModel], payload: dict, where: str, fix: str) -> dict:
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(payload, out, indent=2, ensure_ascii=False, sort_keys=False)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+        return model.model_validate(payload).model_dump()
+    except ValidationError as exc:
+        raise ClipbenchError(f"{where}: {_fields(exc)}; {fix}") from None
+
+
+def load_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClipbenchError(f"{path}: not readable as JSON ({exc}); regenerate or remove it") from None
+
+
+def not_a_result(payload) -> str | None:
+    """Why a JSON document is not a clipbench result file at all, or None when it claims to be one."""
+    if isinstance(payload, dict) and payload.get("kind") == BASELINE_KIND:
+        return "a baseline file ('clipbench baseline save'), not a result file; pass it as --baseline"
+    if not isinstance(payload, dict) or "schema_version" not in payload:
+        return "no schema_version; not a clipbench result file"
+    return None
+
+
+def check_result(path: Path, payload: dict) -> dict:
+    version = payload["schema_version"]
+    if not isinstance(version, int):
+        raise ClipbenchError(f"{path}: field 'schema_version': not an integer; regenerate it with 'clipbench run'")
+    if version > SCHEMA_VERSION:
+        raise ClipbenchError(f"{path}: schema_version {version} is newer than this clipbench understands ({SCHEMA_VERSION}); upgrade clipbench")
+    fix = "regenerate it with 'clipbench run'"
+    result = validated(ResultFile, payload, str(path), fix)
+    if result["metrics"].get(result["main_score"]) is None:
+        raise ClipbenchError(f"{path}: field 'metrics.{result['main_score']}': missing (the main score); {fix}")
+    return result
 
 
 def read(path: Path) -> dict:
-    try:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ClipbenchError(f"{path}: not a readable result file ({exc})") from None
-    version = payload.get("schema_version") if isinstance(payload, dict) else None
-    if not isinstance(version, int):
-        raise ClipbenchError(f"{path}: no schema_version; not a clipbench result file")
-    if version > SCHEMA_VERSION:
-        raise ClipbenchError(f"{path}: schema_version {version} is newer than this clipbench understands ({SCHEMA_VERSION}); upgrade clipbench")
-    return payload
+    payload = load_json(path)
+    why = not_a_result(payload)
+    if why:
+        raise ClipbenchError(f"{path}: {why}")
+    return check_result(path, payload)
 
 
-def read_all(paths: list[Path]) -> list[dict]:
-    files: list[Path] = []
+def _note(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def read_all(paths: list[Path], note=_note) -> list[dict]:
+    """Result files, and the result files found in folders (recursively). In a folder, JSON files that are not
+    result files at all (a baseline saved there, a config) are skipped with a note; a file given by name must
+    be a result file, and a result file with missing fields is an error either way."""
+    results: list[dict] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(sorted(path.rglob("*.json")))
+            for file in sorted(p for p in path.rglob("*.json") if p.is_file()):
+                payload = load_json(file)
+                why = not_a_result(payload)
+                if why:
+                    note(f"note: skipped {file}: {why}")
+                    continue
+                results.append(check_result(file, payload))
         elif path.is_file():
-            files.append(path)
+            results.append(read(path))
         else:
             raise ClipbenchError(f"{path} does not exist; pass result files or folders")
-    return [read(f) for f in files]
+    return results

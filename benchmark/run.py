@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from .errors import ClipbenchError
 from .evaluate import Outcome, evaluate, task_prompts
 from .models.base import check_precision, pick_device
 from .paths import git_commit
-from .results import SCHEMA_VERSION, result_path, write_atomic
+from .outputs import check_file, check_folder
+from .results import SCHEMA_VERSION, describe_identity, identity, result_name, write_atomic
 from .specs import DatasetSpec, ModelSpec, TaskSpec
 
 
@@ -69,12 +71,21 @@ def plan_jobs(model: ModelSpec, tasks: list[TaskSpec], requested: list[str]) -> 
     return jobs
 
 
+def check_text_field(tasks: list[TaskSpec], text_field: str | None) -> None:
+    if text_field is None:
+        return
+    if text_field not in ("title", "summary"):
+        raise ClipbenchError(f"--text-field must be title or summary, not '{text_field}'", exit_code=2)
+    if not any(task.kind == "pair" for task in tasks):
+        names = ", ".join(task.name for task in tasks)
+        raise ClipbenchError(f"--text-field applies to pair-scoring tasks (news-thumbnails) and none of {names} is one; "
+                             "drop --text-field", exit_code=2)
+
+
 def with_text_field(task: TaskSpec, text_field: str | None) -> TaskSpec:
     """`--text-field` sets the text compared with each image in pair-scoring tasks."""
     if not text_field or task.kind != "pair":
         return task
-    if text_field not in ("title", "summary"):
-        raise ClipbenchError(f"--text-field must be title or summary, not '{text_field}'", exit_code=2)
     dataset = DatasetSpec(**{**task.dataset.model_dump(), "text_field": text_field})
     return task.model_copy(update={"dataset": dataset})
 
@@ -91,19 +102,69 @@ def versions() -> dict:
     return found
 
 
+def recorded_seed(options: RunOptions) -> int | None:
+    """The seed a result records (and its file name carries): --seed, or 0 when --bootstrap or --limit drew
+    with the default."""
+    return options.seed if options.seed is not None or not (options.bootstrap or options.limit) else 0
+
+
+def checkpoint_name(model: ModelSpec, options: RunOptions, checkpoint: str | None) -> str | None:
+    if checkpoint is None and options.group and options.group != model.name:
+        return model.name  # one member of a group named on the command line
+    return checkpoint
+
+
+def variant_of(task: TaskSpec, data) -> str | None:
+    return data.text_field if task.kind == "pair" else None
+
+
+def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions) -> dict:
+    """The result file of every (checkpoint, task, language), known before the model loads: two jobs that would
+    write one file, a path that cannot be written, or a file there that holds another measurement are refused
+    now, not after the compute."""
+    planned: dict[Path, str] = {}
+    paths = {}
+    group, seed = options.group or model.name, recorded_seed(options)
+    for checkpoint, _ in model.variants():
+        name = checkpoint_name(model, options, checkpoint)
+        for task, lang in jobs:
+            variant = variant_of(task, loaded[(task.name, lang, task.source_file)])
+            path = options.output / result_name(group, name, task.name, task.source_file or None, variant, lang,
+                                                options.limit, seed)
+            job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
+            if path in planned:
+                raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "
+                                     "run them separately, into different --output folders", exit_code=2)
+            planned[path] = job
+            check_file(path, "--output")
+            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed))
+            paths[(checkpoint, task.name, lang, task.source_file)] = path
+    return paths
+
+
+def _check_replaceable(path: Path, ours: tuple) -> None:
+    """A rerun of one measurement replaces its own file; a file there from another measurement stays."""
+    try:
+        earlier = identity(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # nothing there, or not a result file: nothing to lose
+    if earlier != ours:
+        raise ClipbenchError(f"{path} holds another measurement ({describe_identity(earlier)}) than this run would "
+                             f"write there ({describe_identity(ours)}); move it away or choose another --output", exit_code=2)
+
+
 def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, outcome: Outcome,
                 options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None) -> dict:
     fresh = not outcome.images_cached and outcome.image_seconds > 0
-    seed = options.seed if options.seed is not None or not (options.bootstrap or options.limit) else 0
-    if checkpoint is None and options.group and options.group != model.name:
-        checkpoint = model.name  # one member of a group named on the command line
+    seed = recorded_seed(options)
+    checkpoint = checkpoint_name(model, options, checkpoint)
     return {
         "schema_version": SCHEMA_VERSION,
         "task": task.name,
         "kind": task.kind,
         "language": language,
         "split": task.split,
-        "variant": outcome.extra.get("text_field") if outcome.extra else None,
+        "variant": variant_of(task, data),
         "main_score": task.main_score,
         "metrics": outcome.metrics,
         "seed": seed,
@@ -152,10 +213,15 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         raise ClipbenchError("--bootstrap needs at least 10 draws (1000 is usual), or 0 for none", exit_code=2)
     if options.limit is not None and options.limit < 1:
         raise ClipbenchError("--limit must be at least 1", exit_code=2)
+    if options.seed is not None and options.seed < 0:
+        raise ClipbenchError(f"--seed must be 0 or more, not {options.seed}", exit_code=2)
     if not task_names:
         raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
+    check_folder(options.output, "--output")
     spec = models.resolve(model_name, pretrained)
-    specs = [with_text_field(task, options.text_field) for task in task_files.resolve(task_names)]
+    resolved = task_files.resolve(task_names)
+    check_text_field(resolved, options.text_field)
+    specs = [with_text_field(task, options.text_field) for task in resolved]
     jobs = plan_jobs(spec, specs, languages)
     device = pick_device(options.device)
     check_precision(options.precision, device)
@@ -168,6 +234,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         loaded[(task.name, lang, task.source_file)] = data
         if task.kind == "classification":
             task_prompts(task, data, lang)
+    paths = plan_outputs(spec, jobs, loaded, options)
 
     results = []
     for checkpoint, variant in spec.variants():
@@ -179,7 +246,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
             outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers)
             result = make_result(spec, encoder, task, lang, data, outcome, options, started,
                                  time.perf_counter() - t0, checkpoint)
-            path = write_atomic(result_path(options.output, result), result)
+            path = write_atomic(paths[(checkpoint, task.name, lang, task.source_file)], result)
             label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
             echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
             results.append(result)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .comparable import collect, member_of
 from .errors import ClipbenchError
 from .reference import KNOWN_METRICS, Column, Reference, RefModel, layout as get_layout, load as load_reference
 from .specs import METRICS_BY_KIND
@@ -77,46 +78,6 @@ class Stat:
     n: int = 1
     ci95: tuple[float, float] | None = None
     members: dict = field(default_factory=dict)
-
-
-def group_of(result: dict) -> str:
-    return result["model"].get("group") or result["model"]["name"]
-
-
-def member_of(result: dict) -> tuple[str, object]:
-    return (result["model"].get("checkpoint_name") or result["model"]["name"], result.get("seed"))
-
-
-def _short(value) -> str:
-    return "none" if value is None else str(value)[:16]
-
-
-def collect(results: list[dict], force: bool = False) -> dict[tuple[str, str, str], list[dict]]:
-    """Results by (group, task, language). Refuses to average results that were not evaluated alike."""
-    grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for result in results:
-        grouped[(group_of(result), result["task"], result["language"])].append(result)
-    checks = (("dataset.fingerprint", lambda r: (r.get("dataset") or {}).get("fingerprint")),
-              ("prompts.sha256", lambda r: (r.get("prompts") or {}).get("sha256")))
-    for (group, task, language), members in grouped.items():
-        seen = set()
-        for result in members:
-            if member_of(result) in seen:
-                name, seed = member_of(result)
-                raise ClipbenchError(f"two results for '{name}' of group '{group}' on {task} [{language}] (seed {seed}); "
-                                     "pass each result file once, or give separate runs different --group names")
-            seen.add(member_of(result))
-        if force or len(members) < 2:
-            continue
-        for what, get in checks:
-            found = {member_of(r)[0]: get(r) for r in members}
-            if len(set(found.values())) > 1:
-                listing = ", ".join(f"{name}: {_short(v)}" for name, v in sorted(found.items()))
-                raise ClipbenchError(
-                    f"refusing to average the results of group '{group}' on {task} [{language}]: their {what} differ "
-                    f"({listing}), so they were not evaluated on the same data and prompts. Re-run them alike, "
-                    "or pass --force to average them anyway.")
-    return grouped
 
 
 def stat(members: list[dict], metric: str) -> Stat | None:

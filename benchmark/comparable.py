@@ -1,0 +1,81 @@
+"""Which results may be averaged: the one check that every command that aggregates (table, plot, compare,
+baseline save) goes through.
+
+Results of one (group, task, language) are the checkpoints (or seeds) of one model, averaged to mean ± std.
+That is only a number if they were evaluated alike: on the same images (the dataset fingerprint, which for a
+`--limit` subset hashes the chosen images), with the same prompts, and on the same `--limit`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .errors import ClipbenchError
+
+
+def group_of(result: dict) -> str:
+    return result["model"].get("group") or result["model"]["name"]
+
+
+def member_of(result: dict) -> tuple[str, object]:
+    return (result["model"].get("checkpoint_name") or result["model"]["name"], result.get("seed"))
+
+
+def _limit(result: dict):
+    limit = result.get("limit")
+    return None if not limit else (limit.get("n"), limit.get("seed"))
+
+
+# (name shown to the user, key in a baseline entry, how to read it from a result)
+ASPECTS = (
+    ("--limit", "limit", _limit),  # first: a subset also changes the fingerprint, and this says why
+    ("dataset.fingerprint", "fingerprint", lambda r: (r.get("dataset") or {}).get("fingerprint")),
+    ("prompts.sha256", "prompts_sha256", lambda r: (r.get("prompts") or {}).get("sha256")),
+)
+
+
+def evaluated_as(result: dict) -> dict:
+    """The facts that must agree for two results to be averaged or compared, keyed as in a baseline entry."""
+    return {key: get(result) for _, key, get in ASPECTS}
+
+
+def _short(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):  # a limit
+        return f"{value[0]} images, seed {value[1]}"
+    return str(value)[:16]
+
+
+def _label(result: dict) -> str:
+    name, seed = member_of(result)
+    return name if seed is None else f"{name} (seed {seed})"
+
+
+FORCE_HINT = "or pass --force to average them anyway"
+
+
+def collect(results: list[dict], force: bool = False, hint: str = FORCE_HINT) -> dict[tuple[str, str, str], list[dict]]:
+    """Results by (group, task, language). Refuses the same member twice, and (unless `force`) members that
+    were not evaluated alike; `hint` is the way out offered by the command (`--force` where it has one)."""
+    grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for result in results:
+        grouped[(group_of(result), result["task"], result["language"])].append(result)
+    for (group, task, language), members in grouped.items():
+        # unlike results first: two subsets of one checkpoint are not "the same file given twice"
+        if not force and len(members) > 1:
+            for what, _, get in ASPECTS:
+                if len({get(r) for r in members}) > 1:
+                    listing = ", ".join(f"{_label(r)}: {_short(get(r))}" for r in sorted(members, key=_label))
+                    raise ClipbenchError(
+                        f"refusing to average the results of group '{group}' on {task} [{language}]: their {what} "
+                        f"differ ({listing}), so they were not evaluated on the same data and prompts. Re-run them "
+                        f"alike, {hint}.")
+        seen = set()
+        for result in members:
+            if member_of(result) in seen:
+                name, seed = member_of(result)
+                raise ClipbenchError(f"two results for '{name}' of group '{group}' on {task} [{language}] (seed {seed}); "
+                                     "pass each result file once, or give separate runs different --group names")
+            seen.add(member_of(result))
+    return grouped
