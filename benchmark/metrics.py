@@ -6,13 +6,20 @@ Definitions follow DESIGN.md section 4 and CLIP_benchmark:
 - text->image R@K: fraction of captions whose image is among the K most similar images.
 - image->text R@K: fraction of images with at least one of their captions among the K most similar captions.
 Retrieval is computed in chunks of queries with `topk`, so memory stays O(chunk x gallery).
+The task kinds (benchmark/kinds/) say which of these make each metric and how its queries are resampled.
+
+torch, sklearn and scipy are imported inside the functions that use them, so that the metric records, which
+the task loader and the tables read, load without them.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from sklearn.metrics import balanced_accuracy_score
+
+if TYPE_CHECKING:
+    import torch
 
 RECALL_KS = (1, 5, 10)
 
@@ -22,9 +29,10 @@ def classifier_logits(image_emb: torch.Tensor, classifier: torch.Tensor) -> torc
     return 100.0 * image_emb.float() @ classifier.float().T
 
 
-def fraction(hits: torch.Tensor) -> float:
-    """Mean of a boolean tensor as an exact count ratio in double precision (no float32 rounding)."""
-    return int(hits.sum().item()) / hits.numel() if hits.numel() else float("nan")
+def fraction(hits) -> float:
+    """Mean of a boolean tensor or array as an exact count ratio in double precision (no float32 rounding)."""
+    n = hits.numel() if hasattr(hits, "numel") else hits.size
+    return int(hits.sum()) / n if n else float("nan")
 
 
 def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -38,13 +46,20 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return fraction(topk_hits(logits, labels, k))
 
 
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(labels, predicted))
+
+
 def mean_per_class_recall(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    preds = logits.argmax(dim=1).cpu().numpy()
-    return float(balanced_accuracy_score(labels.cpu().numpy(), preds))
+    return balanced_accuracy(labels.cpu().numpy(), logits.argmax(dim=1).cpu().numpy())
 
 
 def elevater_probabilities(logits: torch.Tensor) -> np.ndarray:
     """ELEVATER scores softmax(100 * cosine); `logits` here already are 100 * cosine."""
+    import torch
+
     return torch.softmax(logits.double(), dim=1).cpu().numpy()
 
 
@@ -77,33 +92,10 @@ def roc_auc(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, probabilities[:, 1]))
 
 
-def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict[str, float]:
-    """`labels`: (N,) class indices, or (N, C) 0/1 for multi-label data (then only map_11point applies)."""
-    out: dict[str, float] = {}
-    if labels.dim() == 2:
-        unsupported = [n for n in names if n != "map_11point"]
-        if unsupported:
-            raise ValueError(f"multi-label data supports map_11point only, not {unsupported}")
-        return {"map_11point": map_11point(elevater_probabilities(logits), labels.cpu().numpy())}
-    for name in names:
-        if name == "map_11point":
-            targets = np.eye(logits.shape[1], dtype=np.int64)[labels.cpu().numpy()]
-            out[name] = map_11point(elevater_probabilities(logits), targets)
-        elif name == "roc_auc":
-            out[name] = roc_auc(elevater_probabilities(logits), labels.cpu().numpy())
-        elif name == "acc1":
-            out[name] = topk_accuracy(logits, labels, 1)
-        elif name == "acc5":
-            out[name] = topk_accuracy(logits, labels, 5)
-        elif name == "mean_per_class_recall":
-            out[name] = mean_per_class_recall(logits, labels)
-        else:
-            raise ValueError(f"unknown classification metric {name}")
-    return out
-
-
 def _first_hit(hits: torch.Tensor) -> torch.Tensor:
     """Index of the first True in each row of a (queries, k) bool tensor; k where there is none."""
+    import torch
+
     k = hits.shape[1]
     position = torch.arange(k, device=hits.device).expand_as(hits)
     return torch.where(hits, position, torch.full_like(position, k)).min(dim=1).values
@@ -120,6 +112,8 @@ def retrieval_ranks(
 
     Returns (t2i, i2t): one entry per caption and one per image.
     """
+    import torch
+
     image_emb, text_emb = image_emb.float(), text_emb.float()
     text_to_image = text_to_image.to(image_emb.device).long()
     k_images = min(max_k, image_emb.shape[0])
@@ -151,6 +145,8 @@ def retrieval_ranks(
 
 def _pair_mask(pairs: torch.Tensor, column: int, start: int, stop: int, width: int) -> torch.Tensor:
     """(stop - start, width) bool mask of the pairs whose `column` entry lies in [start, stop)."""
+    import torch
+
     inside = pairs[(pairs[:, column] >= start) & (pairs[:, column] < stop)]
     mask = torch.zeros(stop - start, width, dtype=torch.bool, device=pairs.device)
     mask[inside[:, column] - start, inside[:, 1 - column]] = True
@@ -167,6 +163,8 @@ def retrieval_ranks_multi(
     """Like `retrieval_ranks`, for a many-to-many relation given as (text, image) pairs (Chinese-CLIP's
     COCO-CN / Flickr30k-CN protocol): a text is found when any of its images is in its top K; only images
     that some text names are image->text queries, found when any of their texts is in the top K."""
+    import torch
+
     image_emb, text_emb = image_emb.float(), text_emb.float()
     pairs = positives.to(image_emb.device).long().view(-1, 2)
     n_images, n_texts = image_emb.shape[0], text_emb.shape[0]
@@ -198,13 +196,23 @@ def retrieval_ranks_multi(
     return t2i_rank, i2t_rank
 
 
+def recall_at(ranks, k: int) -> float:
+    """Fraction of queries whose first correct item has a zero-based rank below k."""
+    return fraction(ranks < k)
+
+
+def mean_recall(*directions, ks=RECALL_KS) -> float:
+    """Mean of R@k over `ks` and over the rank arrays given (one direction, or t2i then i2t)."""
+    return float(np.mean([recall_at(ranks, k) for ranks in directions for k in ks]))
+
+
 def recalls_from_ranks(t2i_rank: torch.Tensor, i2t_rank: torch.Tensor, ks=RECALL_KS) -> dict[str, float]:
     out: dict[str, float] = {}
     for direction, ranks in (("t2i", t2i_rank), ("i2t", i2t_rank)):
         for k in ks:
-            out[f"{direction}_recall@{k}"] = fraction(ranks < k)
-        out[f"{direction}_mean_recall"] = float(np.mean([out[f"{direction}_recall@{k}"] for k in ks]))
-    out["mean_recall"] = float(np.mean([out[f"{d}_recall@{k}"] for d in ("t2i", "i2t") for k in ks]))
+            out[f"{direction}_recall@{k}"] = recall_at(ranks, k)
+        out[f"{direction}_mean_recall"] = mean_recall(ranks, ks=ks)
+    out["mean_recall"] = mean_recall(t2i_rank, i2t_rank, ks=ks)
     return out
 
 
@@ -218,17 +226,25 @@ def pair_scores(image_emb: torch.Tensor, text_emb: torch.Tensor) -> np.ndarray:
     return ((cosine.double() + 1.0) / 2.0).cpu().numpy()
 
 
-def pair_metrics(validation_scores: np.ndarray, test_scores: np.ndarray, test_labels: np.ndarray) -> dict[str, float]:
-    """CFT-CLIP protocol: threshold = median score on the validation split (its labels unused); a test pair
-    is positive when its score is above the threshold; F1 of the positive class, and Spearman's rank
-    correlation between score and label."""
-    from scipy.stats import spearmanr
+def median_threshold(validation_scores: np.ndarray) -> float:
+    """CFT-CLIP's decision threshold: the median score on the validation split (its labels unused)."""
+    return float(np.median(validation_scores))
+
+
+def above(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """CFT-CLIP's prediction: 1 where the score is above the threshold, else 0."""
+    return (scores > threshold).astype(np.int64)
+
+
+def f1_positive(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """F1 of the positive class (CFT-CLIP); 0 when nothing is predicted positive."""
     from sklearn.metrics import f1_score
 
-    threshold = float(np.median(validation_scores))
-    predicted = (test_scores > threshold).astype(np.int64)
-    return {
-        "f1": float(f1_score(test_labels, predicted, pos_label=1, zero_division=0.0)),
-        "spearman": float(spearmanr(test_scores, test_labels).statistic),
-        "threshold": threshold,
-    }
+    return float(f1_score(labels, predicted, pos_label=1, zero_division=0.0))
+
+
+def spearman(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Spearman's rank correlation between score and label (CFT-CLIP)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(scores, labels).statistic)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ClipbenchError
+from .kinds import METRICS_BY_KIND
 from .registry import Registry
-from .specs import METRICS_BY_KIND
 
 REFERENCE_KIND = "clipbench-reference"
 KNOWN_METRICS = {m for names in METRICS_BY_KIND.values() for m in names}

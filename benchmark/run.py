@@ -9,13 +9,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, models, tasks as task_files
-from .bootstrap import bootstrap
+from . import __version__, kinds, models, tasks as task_files
 from .download import load_or_fetch
 from .data.subset import subset
 from .embed import ImageEmbeddingCache
 from .errors import ClipbenchError
-from .evaluate import Outcome, evaluate, task_prompts
+from .kinds import Outcome, bootstrap, evaluate
 from .models.base import check_precision, pick_device
 from .paths import git_commit
 from .outputs import check_file, check_folder
@@ -168,7 +167,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
         "main_score": task.main_score,
         "metrics": outcome.metrics,
         "seed": seed,
-        "bootstrap": bootstrap(outcome.resample, options.bootstrap, seed) if options.bootstrap and outcome.resample else None,
+        "bootstrap": bootstrap(outcome.queries, options.bootstrap, seed) if options.bootstrap else None,
         "limit": {"n": options.limit, "seed": seed} if options.limit else None,
         "model": {"name": model.name, "group": options.group or model.name, "checkpoint_name": checkpoint, **encoder.info},
         "dataset": {
@@ -232,8 +231,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         if options.limit:
             data = subset(data, options.limit, options.seed or 0)
         loaded[(task.name, lang, task.source_file)] = data
-        if task.kind == "classification":
-            task_prompts(task, data, lang)
+        kinds.check(task, data, lang)
     paths = plan_outputs(spec, jobs, loaded, options)
 
     results = []

@@ -17,8 +17,8 @@ import pandas as pd
 
 from .comparable import collect, member_of
 from .errors import ClipbenchError
+from .kinds import METRICS_BY_KIND
 from .reference import KNOWN_METRICS, Column, Reference, RefModel, layout as get_layout, load as load_reference
-from .specs import METRICS_BY_KIND
 
 # Std over the checkpoints (training runs) of a group. CAPIVARA's README says "we report the average and standard
 # deviation for 3 runs" without saying which std; its repository (hiaac-nlp/CAPIVARA) does not hold the

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from .errors import ClipbenchError
+from .kinds import unknown_metric
 from .paths import data_dir
 from .registry import Registry
 from .specs import SuiteSpec, TaskSpec
@@ -49,6 +50,9 @@ def load_task_file(path: Path) -> TaskSpec:
     spec = parse(path, TaskSpec)
     if spec.name != path.stem:
         raise ClipbenchError(f"{path}: field 'name' is '{spec.name}' but the file is named '{path.stem}.toml'; make them equal")
+    problem = unknown_metric(spec.kind, spec.metrics)
+    if problem:
+        raise ClipbenchError(f"{path}: field 'metrics': {problem}")
     validate_dataset(spec)
     return spec
 

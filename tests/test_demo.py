@@ -10,7 +10,7 @@ from torchvision import transforms
 
 from benchmark import data as datasets, models
 from benchmark.embed import ImageEmbeddingCache
-from benchmark.evaluate import evaluate
+from benchmark.kinds import evaluate
 from benchmark.tasks import task_registry
 from helpers import clipbench, read_results
 

@@ -4,9 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.bootstrap import bootstrap, classification_resampler, retrieval_resampler
+from benchmark.kinds import KINDS, bootstrap, measure
 from benchmark.specs import ModelSpec
 from helpers import clipbench, read_results, write_tiny_hf_clip
+
+
+def classification_queries(logits, labels, names):
+    return measure(KINDS["classification"], {"logits": logits, "labels": labels}, names)
+
+
+def retrieval_queries(t2i, i2t, names):
+    return measure(KINDS["retrieval"], {"t2i": t2i, "i2t": i2t}, names)
 
 
 def _logits_with_accuracy(rng, n, classes, p):
@@ -24,7 +32,7 @@ def test_bootstrap_interval_covers_the_true_accuracy_95_percent_of_the_time():
     trials, covered, true_p = 200, 0, 0.7
     for trial in range(trials):
         logits, labels = _logits_with_accuracy(rng, 300, 10, true_p)
-        result = bootstrap(classification_resampler(logits, labels, ["acc1"]), draws=300, seed=trial)
+        result = bootstrap(classification_queries(logits, labels, ["acc1"]), draws=300, seed=trial)
         low, high = result["ci95"]["acc1"]
         covered += low <= true_p <= high
     coverage = covered / trials
@@ -36,7 +44,7 @@ def test_bootstrap_standard_error_matches_the_binomial_formula():
     rng = np.random.default_rng(1)
     logits, labels = _logits_with_accuracy(rng, 2000, 5, 0.6)
     acc = (logits.argmax(1) == labels).double().mean().item()
-    result = bootstrap(classification_resampler(logits, labels, ["acc1"]), draws=2000, seed=0)
+    result = bootstrap(classification_queries(logits, labels, ["acc1"]), draws=2000, seed=0)
     expected = np.sqrt(acc * (1 - acc) / 2000)
     assert result["stderr"]["acc1"] == pytest.approx(expected, rel=0.1)
 
@@ -44,9 +52,9 @@ def test_bootstrap_standard_error_matches_the_binomial_formula():
 def test_bootstrap_is_reproducible_with_its_seed():
     ranks = torch.tensor([0, 3, 12, 1, 0, 7]), torch.tensor([0, 0, 2])
     names = ["t2i_recall@1", "i2t_recall@5", "mean_recall"]
-    first = bootstrap(retrieval_resampler(*ranks, names), 100, seed=5)
-    assert first == bootstrap(retrieval_resampler(*ranks, names), 100, seed=5)
-    assert first != bootstrap(retrieval_resampler(*ranks, names), 100, seed=6)
+    first = bootstrap(retrieval_queries(*ranks, names), 100, seed=5)
+    assert first == bootstrap(retrieval_queries(*ranks, names), 100, seed=5)
+    assert first != bootstrap(retrieval_queries(*ranks, names), 100, seed=6)
 
 
 def test_checkpoint_variants_replace_fields():

@@ -309,7 +309,7 @@ def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
     _check_root(root, split)
     raw_type = dataset_type(root)
     kind = "retrieval" if raw_type == "retrieval" else "classification"
-    from ..specs import METRICS_BY_KIND
+    from ..kinds import METRICS_BY_KIND
 
     metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "roc_auc")]
 

@@ -1,0 +1,40 @@
+"""Pair scoring, CFT-CLIP's protocol (news thumbnails): each (image, text) pair gets the score
+(cosine + 1) / 2; the threshold is the median score on the validation split (its labels unused); a test
+pair is predicted positive when its score is above the threshold.
+
+Queries are the test pairs; a bootstrap resamples them and keeps the validation threshold.
+- f1: F1 of the positive class.
+- spearman: Spearman's rank correlation between score and label.
+"""
+
+from __future__ import annotations
+
+from .. import metrics
+from ..specs import TaskSpec
+from . import Column, Kind, Metric, Outcome, no_check
+
+# scores: {"test": (pairs,) float64 scores, "labels": (pairs,) 0/1, "threshold": the validation median}
+SCORES = Column("score", "test pairs", lambda s: s["test"])
+LABELS = Column("label", "test pairs", lambda s: s["labels"])
+PREDICTED = Column("predicted", "test pairs", lambda s: metrics.above(s["test"], s["threshold"]))
+
+METRICS = (
+    Metric("f1", (LABELS, PREDICTED), metrics.f1_positive),
+    Metric("spearman", (SCORES, LABELS), metrics.spearman),
+)
+
+
+def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int) -> tuple[dict, Outcome]:
+    from ..embed import embed_texts
+
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
+    texts = embed_texts(encoder, data.texts, batch_size)
+    scores = metrics.pair_scores(images, texts)
+    validation, test = scores[: data.n_validation], scores[data.n_validation:]
+    threshold = metrics.median_threshold(validation)
+    extra = {"text_field": data.text_field, "threshold": threshold, "n_validation": data.n_validation, "n_test": len(test)}
+    return ({"test": test, "labels": data.labels, "threshold": threshold},
+            Outcome(len(data.images), len(data.texts), seconds, cached, extra=extra))
+
+
+KIND = Kind("pair", METRICS, {"test pairs": lambda s: len(s["test"])}, no_check, score)

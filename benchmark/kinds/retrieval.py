@@ -1,0 +1,49 @@
+"""Text-image retrieval. Queries are the captions (text->image) and the images (image->text), each
+resampled on its own with the gallery held fixed.
+
+- t2i R@K: fraction of captions whose image is among the K most similar images.
+- i2t R@K: fraction of images with at least one of their captions among the K most similar captions.
+- mean recalls: the mean of R@1, R@5, R@10 of one direction, or of both directions.
+Many-to-many captions (Chinese-CLIP's protocol) are described in metrics.retrieval_ranks_multi.
+"""
+
+from __future__ import annotations
+
+from .. import metrics
+from ..specs import TaskSpec
+from . import Column, Kind, Metric, Outcome, no_check
+
+# scores: {"t2i": (texts,) and "i2t": (images,) zero-based rank of the first correct item, capped at max(KS)}
+T2I = Column("t2i_rank", "texts", lambda s: s["t2i"].numpy())
+I2T = Column("i2t_rank", "images", lambda s: s["i2t"].numpy())
+KS = metrics.RECALL_KS
+
+
+def _recall(k: int):
+    return lambda ranks: metrics.recall_at(ranks, k)
+
+
+METRICS = (
+    *(Metric(f"t2i_recall@{k}", (T2I,), _recall(k)) for k in KS),
+    *(Metric(f"i2t_recall@{k}", (I2T,), _recall(k)) for k in KS),
+    Metric("t2i_mean_recall", (T2I,), metrics.mean_recall),
+    Metric("i2t_mean_recall", (I2T,), metrics.mean_recall),
+    Metric("mean_recall", (T2I, I2T), metrics.mean_recall),
+)
+
+
+def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int) -> tuple[dict, Outcome]:
+    import torch
+
+    from ..embed import embed_texts
+
+    texts = embed_texts(encoder, data.texts, batch_size)
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
+    if data.positives is not None:  # many-to-many captions (Chinese-CLIP's protocol)
+        t2i, i2t = metrics.retrieval_ranks_multi(images, texts, torch.as_tensor(data.positives))
+    else:
+        t2i, i2t = metrics.retrieval_ranks(images, texts, torch.as_tensor(data.text_to_image))
+    return {"t2i": t2i, "i2t": i2t}, Outcome(len(data.images), len(data.texts), seconds, cached)
+
+
+KIND = Kind("retrieval", METRICS, {"texts": lambda s: len(s["t2i"]), "images": lambda s: len(s["i2t"])}, no_check, score)
