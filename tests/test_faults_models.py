@@ -61,6 +61,136 @@ def tiny_task(tmp_path):
     return str(write_task(tmp_path / "tiny-task", "my-tiny", size=4))
 
 
+# ---------------------------------------------------------------- task files
+
+def task_text(name: str, size: int = 8, **dataset) -> str:
+    """A classification task file like the bundled `shapes`, drawn at run time unless `dataset` says otherwise."""
+    fields = dataset or {"format": "shapes", "size": size, "seed": 7}
+    lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in fields.items())
+    return (f'name = "{name}"\nkind = "classification"\ndescription = "mine"\nlanguages = ["en"]\nsplit = "test"\n'
+            'metrics = ["acc1", "acc5"]\nmain_score = "acc1"\nprompts = "shapes"\nnum_classes = 16\n'
+            f"\n[dataset]\n{lines}\n")
+
+
+def write_task(folder: Path, name: str, **kwargs) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(task_text(name, **kwargs), encoding="utf-8")
+    return path
+
+
+def test_task_file_given_to_task(tmp_path):
+    path = write_task(tmp_path / "mine", "my-shapes")
+    out = tmp_path / "out"
+    done = run("--model", "tiny-shapes", "--task", str(path), out=out)
+    assert done.returncode == 0, done.stderr
+    [result] = read_results(out)
+    assert result["task"] == "my-shapes" and result["dataset"]["n_images"] == 8
+    assert result["dataset"]["task_file"] == str(path)
+
+
+def test_folder_of_task_files(tmp_path, main):
+    folder = tmp_path / "mine"
+    write_task(folder, "my-a", size=6)
+    write_task(folder / "more", "my-b", size=7)
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", str(folder), "-l", "en", "-o", str(out), "-j", "0")
+    assert done.returncode == 0, done.stderr
+    assert {r["task"]: r["dataset"]["n_images"] for r in read_results(out)} == {"my-a": 6, "my-b": 7}
+
+
+def test_clipbench_tasks_joins_the_registry(tmp_path):
+    single = write_task(tmp_path / "one", "my-single", size=5)
+    folder = tmp_path / "many"
+    write_task(folder, "my-folder", size=6)
+    (folder / "suites").mkdir()
+    (folder / "suites" / "my-suite.toml").write_text('name = "my-suite"\ndescription = "x"\ntasks = ["my-folder", "my-single"]\n')
+    env = {"CLIPBENCH_TASKS": os.pathsep.join([str(single), str(folder)])}
+    listed = clipbench("list", "tasks", "--filter", "my-*", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "my-single" in listed.stdout and "my-folder" in listed.stdout
+    out = tmp_path / "out"
+    done = run("--model", "tiny-shapes", "--task", "my-suite", "--task", str(single), out=out, env=env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r["task"] for r in read_results(out)) == ["my-folder", "my-single"]  # the file named twice runs once
+
+
+def test_relative_dataset_path_of_a_task_file_is_under_the_data_root(tmp_path, main, monkeypatch):
+    samples = [{"image": image, "cls": label} for image, label in shapes.classification_samples(6, seed=5)]
+    root = tmp_path / "data"
+    write_wds(root / "my-wds", samples, classnames=shapes.class_names("en"), templates=["a {c}."])
+    path = write_task(tmp_path / "tasks", "my-wds", format="wds", path="my-wds")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # not where the dataset is
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", str(path), "--data-root", str(root), "-l", "en",
+                "-o", str(out), "-j", "0")
+    assert done.returncode == 0, done.stderr
+    [result] = read_results(out)
+    assert result["dataset"]["n_images"] == 6 and str(root / "my-wds") in result["dataset"]["location"]
+
+
+def test_missing_task_file(tmp_path):
+    out = tmp_path / "out"
+    done = run("--model", "tiny-shapes", "--task", str(tmp_path / "nope.toml"), out=out)
+    assert_clean(done, 2, f"task file {tmp_path / 'nope.toml'} does not exist", "check the --task path", out=out)
+
+
+def test_a_file_that_is_not_a_task_file(tmp_path, main):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", str(path), "-o", str(out))
+    assert_clean(done, 2, str(path), "not a task file (*.toml)", out=out)
+
+
+def test_task_file_that_reuses_a_bundled_name(tmp_path, main, monkeypatch):
+    path = write_task(tmp_path / "mine", "shapes")
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", str(path), "-o", str(out))
+    bundled = str(data_dir("tasks") / "shapes.toml")
+    assert_clean(done, 1, str(path), "task 'shapes' is already defined in", bundled, "another name", out=out)
+    monkeypatch.setenv("CLIPBENCH_TASKS", str(path.parent))
+    assert_clean(main("list", "tasks"), 1, str(path), "task 'shapes' is already defined in", bundled, "another name")
+
+
+@pytest.mark.parametrize("how", ["--task", "CLIPBENCH_TASKS"])
+def test_malformed_task_file_names_the_file_and_the_field(tmp_path, main, monkeypatch, how):
+    path = write_task(tmp_path / "mine", "my-bad")
+    path.write_text(path.read_text().replace('split = "test"', 'split = "test"\ncolour = "red"'))
+    if how == "CLIPBENCH_TASKS":
+        monkeypatch.setenv("CLIPBENCH_TASKS", str(path.parent))
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", str(path) if how == "--task" else "shapes", "-o", str(out))
+    assert_clean(done, 1, str(path), "field 'colour': unknown key", out=out)
+
+
+def test_task_file_not_in_utf8(tmp_path, main):
+    path = tmp_path / "my-latin.toml"
+    path.write_bytes(task_text("my-latin").replace("mine", "café").encode("latin-1"))
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", str(path), "-o", str(out))
+    assert_clean(done, 1, str(path), "not UTF-8", "save it as UTF-8", out=out)
+
+
+def test_clipbench_tasks_naming_a_missing_path(tmp_path, main, monkeypatch):
+    monkeypatch.setenv("CLIPBENCH_TASKS", str(tmp_path / "gone"))
+    assert_clean(main("list", "tasks"), 1, f"CLIPBENCH_TASKS names {tmp_path / 'gone'}, which does not exist", "unset")
+
+
+def test_suite_typo_suggests_the_suite(tmp_path):
+    out = tmp_path / "out"
+    done = run("--model", "tiny-shapes", "--task", "elevatr", out=out)
+    assert_clean(done, 2, "Unknown task 'elevatr'", "Did you mean: elevater", "clipbench list suites", out=out)
+
+
+@pytest.mark.parametrize("typo, suggestion", [("bundeld", "bundled"), ("shapez", "shapes")])
+def test_typo_suggests_tasks_and_suites(tmp_path, main, typo, suggestion):
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", typo, "-o", str(out))
+    assert_clean(done, 2, f"Unknown task '{typo}'", f"Did you mean: {suggestion}", out=out)
+
+
 # ---------------------------------------------------------------- the catch-all
 
 def test_a_bug_is_reported_as_an_internal_error(main, monkeypatch):
