@@ -61,6 +61,164 @@ def tiny_task(tmp_path):
     return str(write_task(tmp_path / "tiny-task", "my-tiny", size=4))
 
 
+# ---------------------------------------------------------------- checkpoints
+
+def tiny_state_dict() -> dict:
+    return load_file(str(weights_dir("tiny-shapes") / "open_clip_model.safetensors"))
+
+
+def write_pt(path: Path) -> Path:
+    torch.save(tiny_state_dict(), path)
+    return path
+
+
+def cut(path: Path, keep: float | int) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)] if isinstance(keep, float) else data[:keep])
+    return path
+
+
+def bad_checkpoint(folder: Path, kind: str) -> tuple[Path, str]:
+    """A broken weights file of `kind`, and the words the error must use."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "empty.pt":
+        path = folder / "model.pt"
+        path.write_bytes(b"")
+        return path, "is empty (0 bytes)"
+    if kind == "truncated.pt":
+        return cut(write_pt(folder / "model.pt"), 0.5), "truncated or corrupt"
+    if kind == "garbage.pt":
+        path = folder / "model.pt"
+        path.write_bytes(random.Random(0).randbytes(4096))
+        return path, "not a PyTorch weights file"
+    if kind == "tensor.pt":
+        path = folder / "model.pt"
+        torch.save(torch.zeros(3), path)
+        return path, "not a state_dict of tensors"
+    path = folder / "model.safetensors"
+    if kind == "empty.safetensors":
+        path.write_bytes(b"")
+        return path, "is empty (0 bytes)"
+    save_file(tiny_state_dict(), str(path))
+    if kind == "truncated.safetensors":
+        return cut(path, 0.5), "not a complete safetensors file"
+    if kind == "garbage.safetensors":
+        path.write_bytes(random.Random(0).randbytes(4096))
+        return path, "not a complete safetensors file"
+    raise AssertionError(kind)
+
+
+KINDS = ["empty.pt", "truncated.pt", "garbage.pt", "tensor.pt", "empty.safetensors", "truncated.safetensors",
+         "garbage.safetensors"]
+
+
+def test_empty_pt_given_as_pretrained(tmp_path, tiny_task):
+    """Was `Aborted.` with no file named: an EOFError that the CLI framework turned into an abort."""
+    path, problem = bad_checkpoint(tmp_path / "ckpt", "empty.pt")
+    out = tmp_path / "out"
+    done = run("--model", ARCH, "--pretrained", str(path), "--task", tiny_task, out=out)
+    assert_clean(done, 1, f"checkpoint {path}", problem, "re-download or re-save it", out=out)
+
+
+def local_dir(tmp_path: Path, weights: str, kind: str) -> tuple[Path, Path, str]:
+    """The bundled tiny-shapes folder (open_clip's hub layout) with its weights replaced by a broken file."""
+    folder = tmp_path / "model"
+    shutil.copytree(weights_dir("tiny-shapes"), folder)
+    (folder / "open_clip_model.safetensors").unlink()
+    broken, problem = bad_checkpoint(tmp_path / "broken", kind)
+    target = folder / weights
+    broken.rename(target)
+    return folder, target, problem
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_checkpoint_in_a_local_dir(tmp_path, tiny_task, main, kind):
+    weights = "open_clip_model.safetensors" if kind.endswith(".safetensors") else "open_clip_pytorch_model.bin"
+    folder, target, problem = local_dir(tmp_path, weights, kind)
+    out = tmp_path / "out"
+    done = main("run", "--model", f"local-dir:{folder}", "--task", tiny_task, "--output", str(out), "-j", "0")
+    fix = "state_dict" if kind == "tensor.pt" else "re-download or re-save it"
+    assert_clean(done, 1, f"checkpoint {target}", problem, fix, out=out)
+
+
+def test_local_dir_without_weights_is_refused(tmp_path, tiny_task, main):
+    """open_clip would go on with randomly initialised weights: a silent wrong number."""
+    folder = tmp_path / "model"
+    shutil.copytree(weights_dir("tiny-shapes"), folder)
+    (folder / "open_clip_model.safetensors").unlink()
+    out = tmp_path / "out"
+    done = main("run", "--model", f"local-dir:{folder}", "--task", tiny_task, "--output", str(out))
+    assert_clean(done, 2, str(folder), "has no weights file", "add the checkpoint", out=out)
+
+
+def test_bad_checkpoint_in_the_hub_cache(tmp_path, tiny_task):
+    import standins
+
+    cache = tmp_path / "hub"
+    standins.open_clip_vit(cache, "someone/tiny-clip")
+    [weights] = cache.glob("models--someone--tiny-clip/snapshots/*/open_clip_model.safetensors")
+    cut(weights, 0.5)
+    out = tmp_path / "out"
+    done = run("--model", "hf-hub:someone/tiny-clip", "--task", tiny_task, out=out, env={"HF_HUB_CACHE": str(cache)})
+    assert_clean(done, 1, f"checkpoint {weights}", "not a complete safetensors file", "re-download", out=out)
+
+
+def test_bad_checkpoint_of_a_registered_model(tmp_path, tiny_task):
+    path, problem = bad_checkpoint(tmp_path / "ckpt", "truncated.safetensors")
+    specs = tmp_path / "models.toml"
+    specs.write_text(f'[[model]]\nname = "mine"\nbackend = "open_clip"\nid = "{ARCH}"\npretrained = "{path}"\n'
+                     'languages = ["en"]\n')
+    out = tmp_path / "out"
+    done = run("--model", "mine", "--task", tiny_task, out=out, env={"CLIPBENCH_MODELS": str(specs)})
+    assert_clean(done, 1, f"checkpoint {path}", problem, "re-download or re-save it", out=out)
+
+
+class Payload:
+    """Unpickling this would create `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def malicious_pickle(path: Path, marker: Path, how: str) -> Path:
+    checkpoint = {"state_dict": tiny_state_dict(), "extra": Payload(marker)}
+    if how == "torch.save":
+        torch.save(checkpoint, path)
+    else:
+        with open(path, "wb") as handle:
+            pickle.dump(checkpoint, handle)
+    return path
+
+
+PICKLE_NEEDLES = ("not a plain weights file", "pickled Python objects", "save_file", "torch.save(state_dict)")
+
+
+def test_malicious_pickle_never_runs(tmp_path, tiny_task):
+    marker = tmp_path / "payload-ran"
+    path = malicious_pickle(tmp_path / "model.pt", marker, "torch.save")
+    out = tmp_path / "out"
+    done = run("--model", ARCH, "--pretrained", str(path), "--task", tiny_task, out=out)
+    assert_clean(done, 1, f"checkpoint {path}", *PICKLE_NEEDLES, out=out)
+    assert "weights_only" not in done.stderr
+    assert not marker.exists()
+
+
+def test_plain_pickle_in_a_local_dir_never_runs(tmp_path, tiny_task, main):
+    folder = tmp_path / "model"
+    shutil.copytree(weights_dir("tiny-shapes"), folder)
+    (folder / "open_clip_model.safetensors").unlink()
+    marker = tmp_path / "payload-ran"
+    path = malicious_pickle(folder / "open_clip_pytorch_model.bin", marker, "pickle.dump")
+    out = tmp_path / "out"
+    done = main("run", "--model", f"local-dir:{folder}", "--task", tiny_task, "--output", str(out))
+    assert_clean(done, 1, f"checkpoint {path}", *PICKLE_NEEDLES, out=out)
+    assert "weights_only" not in done.stderr
+    assert not marker.exists()
+
+
 # ---------------------------------------------------------------- task files
 
 def task_text(name: str, size: int = 8, **dataset) -> str:
