@@ -349,6 +349,38 @@ def test_typo_suggests_tasks_and_suites(tmp_path, main, typo, suggestion):
     assert_clean(done, 2, f"Unknown task '{typo}'", f"Did you mean: {suggestion}", out=out)
 
 
+# ---------------------------------------------------------------- devices
+
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+
+
+@NO_GPU
+def test_cuda_without_a_gpu(tmp_path):
+    out = tmp_path / "out"
+    done = run("--model", "tiny-shapes", "--task", "shapes", "--device", "cuda:0", out=out)
+    assert_clean(done, 2, "--device cuda:0", "no CUDA device is available", "--device cpu or auto", out=out)
+
+
+@pytest.mark.parametrize("device", ["cuda", "tpu", "cuda:x", "gpu"])
+def test_bad_device_in_process(tmp_path, main, device):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU")
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", "shapes", "--device", device, "-o", str(out))
+    needles = (["no CUDA device is available", "--device cpu or auto"] if device == "cuda" else
+               [f"unknown --device '{device}'", "use auto, cpu, cuda or cuda:N"])
+    assert_clean(done, 2, *needles, out=out)
+
+
+def test_a_gpu_number_beyond_those_present(tmp_path, main, monkeypatch):
+    """One GPU (as torch reports it here): cuda:7 is refused before any work, naming the devices there are."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    out = tmp_path / "out"
+    done = main("run", "--model", "tiny-shapes", "--task", "shapes", "--device", "cuda:7", "--output", str(out))
+    assert_clean(done, 2, "--device cuda:7: torch sees 1 CUDA device (cuda:0)", "pick one of those", out=out)
+
+
 # ---------------------------------------------------------------- the catch-all
 
 def test_a_bug_is_reported_as_an_internal_error(main, monkeypatch):
