@@ -381,6 +381,49 @@ def test_a_gpu_number_beyond_those_present(tmp_path, main, monkeypatch):
     assert_clean(done, 2, "--device cuda:7: torch sees 1 CUDA device (cuda:0)", "pick one of those", out=out)
 
 
+# ---------------------------------------------------------------- Ctrl-C
+
+def workers_of(pid: int) -> list[int]:
+    """Child processes running the parent's own program (forked, not exec'd): DataLoader workers, and for an
+    instant any subprocess before its exec, which is why the test waits for two at once."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it has ended
+        return []
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid and (stat.parent / "cmdline").read_bytes() == command:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the DataLoader workers through /proc")
+def test_ctrl_c_while_workers_start(tmp_path):
+    """Ctrl-C goes to the whole foreground process group, workers included, as a terminal sends it."""
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "run", "--model", "tiny-shapes", "--task", "shapes",
+                             "--language", "en", "--batch-size", "8", "-j", "2", "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers_of(proc.pid)) < 2:  # both workers have been forked, and are starting
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert err.strip() == "interrupted", err
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
 # ---------------------------------------------------------------- the catch-all
 
 def test_a_bug_is_reported_as_an_internal_error(main, monkeypatch):
