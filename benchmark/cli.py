@@ -203,25 +203,53 @@ def plot(
         typer.echo(str(path))
 
 
-def main() -> None:
-    debug = "--debug" in sys.argv[1:]
-    argv = [a for a in sys.argv[1:] if a != "--debug"]
+# click's base class of usage errors; typer may vendor its own click, so it is taken from what typer exports
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def internal_error_line(exc: BaseException) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return (f"error: internal error, please report: {type(exc).__name__}: {first} "
+            "(re-run with --debug for the traceback)")
+
+
+def run_app(argv: list[str], debug: bool = False) -> int:
+    """Runs the command line and returns its exit code. Every exception that gets here is a ClipbenchError
+    (a message written for the user) or a bug (one 'internal error' line); `debug` re-raises both.
+
+    The app runs outside click's standalone mode because that mode turns an EOFError or KeyboardInterrupt
+    raised anywhere into a bare "Aborted!"; usage errors and exit codes are handled here instead."""
+    command = typer.main.get_command(app)
     try:
-        app(args=argv, prog_name="clipbench")
+        with command.make_context("clipbench", argv) as ctx:
+            command.invoke(ctx)
+        return 0
+    except typer.Exit as exc:  # typer.Exit(code) from a command, --help
+        return exc.exit_code
+    except _ClickException as exc:  # usage errors: click's own message, exit 2
+        exc.show()
+        return exc.exit_code
     except ClipbenchError as exc:
         if debug:
             raise
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - no traceback for users unless --debug
+        return 130
+    except BrokenPipeError:  # the reader went away (`clipbench list tasks | head -3`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug: whatever a user can cause is a ClipbenchError
         if debug:
             raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        typer.echo(f"error: unexpected {type(exc).__name__}: {first} (re-run with --debug for the traceback)", err=True)
-        sys.exit(1)
+        typer.echo(internal_error_line(exc), err=True)
+        return 1
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    sys.exit(run_app([a for a in sys.argv[1:] if a != "--debug"], debug))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 
 import torch
@@ -42,6 +45,32 @@ def _collate(batch):
     return pixels, torch.tensor([index for _, index, _ in batch]), []
 
 
+def _ignore_sigint(_worker_id: int) -> None:
+    """In each DataLoader worker: leave Ctrl-C to the main process, which stops the workers; a worker that
+    took it would print its own traceback. A Ctrl-C held while the worker started is dropped here."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """While the workers start, a Ctrl-C is noted and raised once they all run, not inside DataLoader's
+    set-up (which would leave it half made); the workers start with SIGINT blocked until they ignore it."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr, leave=False)
 
@@ -57,10 +86,13 @@ def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: in
         pin_memory=encoder.device.type == "cuda",
         collate_fn=_collate,
         persistent_workers=False,
+        worker_init_fn=_ignore_sigint if num_workers > 0 and hasattr(signal, "pthread_sigmask") else None,
     )
     out: torch.Tensor | None = None
+    with _sigint_deferred():
+        batches = iter(loader)  # starts the workers
     with _progress(len(source), desc) as bar:
-        for pixels, indices, errors in loader:
+        for pixels, indices, errors in batches:
             if errors:
                 more = f" (and {len(errors) - 1} more in that batch)" if len(errors) > 1 else ""
                 raise ClipbenchError(f"{errors[0]}{more}; re-download or remove the corrupt image")

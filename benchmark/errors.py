@@ -1,4 +1,8 @@
-"""The one exception type that the command line turns into a clean one-line message."""
+"""The one exception type that the command line turns into a clean one-line message.
+
+The rule: every exception that reaches the command line is either a ClipbenchError, with a message written
+for the user, or a bug, which `cli.run_app` reports as one "internal error, please report" line.
+"""
 
 
 class ClipbenchError(Exception):

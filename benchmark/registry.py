@@ -31,6 +31,10 @@ class Registry(Generic[T]):
         except KeyError:
             raise ClipbenchError(self.unknown_message(name), exit_code=2) from None
 
+    def origin(self, name: str) -> str:
+        """Where `name` was defined (a file path), or "" when it was registered in code."""
+        return self._origin.get(name, "")
+
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""

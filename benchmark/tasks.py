@@ -1,8 +1,11 @@
-"""Finds and validates tasks/**/*.toml and tasks/suites/*.toml. A malformed file is a loud error."""
+"""Finds and validates task files: the bundled tasks/**/*.toml and tasks/suites/*.toml, those $CLIPBENCH_TASKS
+names, and those given to --task as paths. All go through one loader; a malformed file is a loud error."""
 
 from __future__ import annotations
 
+import difflib
 import functools
+import os
 import tomllib
 from pathlib import Path
 
@@ -13,6 +16,8 @@ from .kinds import unknown_metric
 from .paths import data_dir
 from .registry import Registry
 from .specs import SuiteSpec, TaskSpec
+
+USER_TASKS = "CLIPBENCH_TASKS"
 
 
 def describe_validation_error(path: Path | str, error: ValidationError) -> str:
@@ -34,6 +39,10 @@ def read_toml(path: Path) -> dict:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ClipbenchError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    except UnicodeDecodeError as exc:
+        raise ClipbenchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ClipbenchError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions") from None
 
 
 def parse(path: Path, model: type[BaseModel]):
@@ -57,23 +66,67 @@ def load_task_file(path: Path) -> TaskSpec:
     return spec
 
 
-@functools.cache
-def task_registry(root: Path | None = None) -> Registry[TaskSpec]:
-    root = root or data_dir("tasks")
-    registry: Registry[TaskSpec] = Registry("task")
-    for path in sorted(root.rglob("*.toml")):
-        if path.parent.name == "suites":
+def task_files_in(folder: Path) -> list[Path]:
+    """The task files of a folder laid out like the bundled tasks/: every *.toml below it, except in suites/."""
+    return [path for path in sorted(folder.rglob("*.toml")) if path.parent.name != "suites"]
+
+
+def user_task_paths(value: str) -> list[Path]:
+    """The task files and folders that $CLIPBENCH_TASKS names (separated by os.pathsep)."""
+    paths = []
+    for entry in value.split(os.pathsep):
+        if not entry.strip():
             continue
+        path = Path(entry).expanduser()
+        if not path.exists():
+            raise ClipbenchError(f"{USER_TASKS} names {path}, which does not exist; fix or unset {USER_TASKS}")
+        if path.is_file() and path.suffix != ".toml":
+            raise ClipbenchError(f"{USER_TASKS} names {path}, which is not a task file (*.toml) nor a folder of them; "
+                                 f"fix or unset {USER_TASKS}")
+        paths.append(path)
+    return paths
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    return bool(a) and bool(b) and Path(a).resolve() == Path(b).resolve()
+
+
+def _clash(path: Path, name: str, origin: str) -> ClipbenchError:
+    return ClipbenchError(f"{path}: task '{name}' is already defined in {origin or 'clipbench'}; give yours "
+                          "another name (its 'name' field and its file name)")
+
+
+def check_language_tasks(spec: TaskSpec, registry: Registry[TaskSpec]) -> None:
+    for lang, target in spec.language_tasks.items():
+        other = registry.get(target) if target in registry else None
+        if other is None or lang not in other.languages or other.kind != spec.kind:
+            problem = (registry.unknown_message(target) if other is None else
+                       f"task '{target}' has no {lang} version" if lang not in other.languages else
+                       f"task '{target}' is {other.kind}, not {spec.kind}")
+            raise ClipbenchError(f"{spec.source_file}: field 'language_tasks': {problem}")
+
+
+def task_registry(root: Path | None = None) -> Registry[TaskSpec]:
+    """The bundled tasks (or those under `root`) and those $CLIPBENCH_TASKS names."""
+    return _task_registry(root or data_dir("tasks"), os.environ.get(USER_TASKS, ""))
+
+
+@functools.cache
+def _task_registry(root: Path, user: str) -> Registry[TaskSpec]:
+    registry: Registry[TaskSpec] = Registry("task")
+    for path in task_files_in(root):
         spec = load_task_file(path)
         registry.register(spec.name, spec, origin=str(path))
+    for entry in user_task_paths(user):
+        for path in task_files_in(entry) if entry.is_dir() else [entry]:
+            spec = load_task_file(path)
+            if spec.name in registry:
+                if _same_file(registry.origin(spec.name), path):  # named twice, e.g. as a file and in its folder
+                    continue
+                raise _clash(path, spec.name, registry.origin(spec.name))
+            registry.register(spec.name, spec, origin=str(path))
     for _, spec in registry.items():
-        for lang, target in spec.language_tasks.items():
-            other = registry.get(target) if target in registry else None
-            if other is None or lang not in other.languages or other.kind != spec.kind:
-                problem = (registry.unknown_message(target) if other is None else
-                           f"task '{target}' has no {lang} version" if lang not in other.languages else
-                           f"task '{target}' is {other.kind}, not {spec.kind}")
-                raise ClipbenchError(f"{spec.source_file}: field 'language_tasks': {problem}")
+        check_language_tasks(spec, registry)
     return registry
 
 
@@ -82,35 +135,71 @@ def holding(task: TaskSpec, language: str) -> TaskSpec:
     return task_registry().get(task.language_tasks[language]) if language in task.language_tasks else task
 
 
-@functools.cache
 def suite_registry(root: Path | None = None) -> Registry[SuiteSpec]:
-    root = root or data_dir("tasks")
-    tasks = task_registry(root)
+    """The bundled suites (tasks/suites/*.toml) and those in a suites/ folder of a $CLIPBENCH_TASKS folder."""
+    return _suite_registry(root or data_dir("tasks"), os.environ.get(USER_TASKS, ""))
+
+
+@functools.cache
+def _suite_registry(root: Path, user: str) -> Registry[SuiteSpec]:
+    tasks = _task_registry(root, user)
     registry: Registry[SuiteSpec] = Registry("suite")
-    for path in sorted((root / "suites").glob("*.toml")):
-        suite = parse(path, SuiteSpec)
-        for member in suite.tasks:
-            if member not in tasks:
-                raise ClipbenchError(f"{path}: field 'tasks': {tasks.unknown_message(member)}")
-        registry.register(suite.name, suite, origin=str(path))
+    for folder in [root] + [entry for entry in user_task_paths(user) if entry.is_dir()]:
+        for path in sorted((folder / "suites").glob("*.toml")):
+            suite = parse(path, SuiteSpec)
+            for member in suite.tasks:
+                if member not in tasks:
+                    raise ClipbenchError(f"{path}: field 'tasks': {tasks.unknown_message(member)}")
+            if suite.name in registry and _same_file(registry.origin(suite.name), path):
+                continue
+            registry.register(suite.name, suite, origin=str(path))
     return registry
 
 
+def task_from_file(path: Path, tasks: Registry[TaskSpec]) -> TaskSpec:
+    """A task file given to --task, checked as the bundled ones are; it may not reuse a registered name."""
+    if not path.exists():
+        raise ClipbenchError(f"task file {path} does not exist; check the --task path", exit_code=2)
+    if path.suffix != ".toml":
+        raise ClipbenchError(f"{path} is not a task file (*.toml); --task takes a task or suite name, a task file, "
+                             "a folder of task files or a CLIP_benchmark dataset folder", exit_code=2)
+    spec = load_task_file(path)
+    if spec.name in tasks:
+        if _same_file(tasks.origin(spec.name), path):  # also in $CLIPBENCH_TASKS: one task, not two
+            return tasks.get(spec.name)
+        raise _clash(path, spec.name, tasks.origin(spec.name))
+    check_language_tasks(spec, tasks)
+    return spec
+
+
+def unknown_task_message(name: str, tasks: Registry[TaskSpec], suites: Registry[SuiteSpec]) -> str:
+    close = difflib.get_close_matches(name, list(tasks) + list(suites), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return (f"Unknown task '{name}': not a task, a suite, a task file (.toml) or a dataset folder.{hint} "
+            "See 'clipbench list tasks' and 'clipbench list suites'.")
+
+
 def resolve(names: list[str]) -> list[TaskSpec]:
-    """Task names, suite names or local CLIP_benchmark-layout directories, in order, without repeats."""
+    """Task names, suite names, task files, folders of task files or local CLIP_benchmark-layout
+    directories, in order, without repeats."""
     from .data.wds import task_from_directory
 
     tasks, suites = task_registry(), suite_registry()
     out: list[TaskSpec] = []
     for name in names:
+        path = Path(name).expanduser()
         if name in suites:
             out.extend(tasks.get(member) for member in suites.get(name).tasks)
         elif name in tasks:
             out.append(tasks.get(name))
-        elif Path(name).expanduser().is_dir() or "/" in name or name.startswith("."):
-            out.append(task_from_directory(Path(name).expanduser()))
+        elif path.suffix == ".toml" or path.is_file():
+            out.append(task_from_file(path, tasks))
+        elif path.is_dir() and task_files_in(path):
+            out.extend(task_from_file(file, tasks) for file in task_files_in(path))
+        elif path.is_dir() or "/" in name or name.startswith("."):
+            out.append(task_from_directory(path))
         else:
-            raise ClipbenchError(tasks.unknown_message(name), exit_code=2)
+            raise ClipbenchError(unknown_task_message(name, tasks, suites), exit_code=2)
     seen, unique = set(), []
     for spec in out:
         key = spec.source_file or spec.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -67,12 +68,22 @@ def transform_id(transform: Callable) -> str:
 
 
 def pick_device(requested: str) -> torch.device:
+    """`auto`, `cpu`, `cuda` or `cuda:N`, checked against the GPUs torch sees (a bad one fails before any work)."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ClipbenchError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto", exit_code=2)
-    if requested not in ("cpu", "cuda") and not requested.startswith("cuda:"):
-        raise ClipbenchError(f"unknown --device '{requested}'; use auto, cpu or cuda", exit_code=2)
+    if requested == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", requested)
+    if not match:
+        raise ClipbenchError(f"unknown --device '{requested}'; use auto, cpu, cuda or cuda:N", exit_code=2)
+    if not torch.cuda.is_available():
+        raise ClipbenchError(f"--device {requested}: no CUDA device is available (torch sees no GPU); "
+                             "use --device cpu or auto", exit_code=2)
+    count = torch.cuda.device_count()
+    if match.group(1) is not None and int(match.group(1)) >= count:
+        present = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise ClipbenchError(f"--device {requested}: torch sees {count} CUDA device{'s' if count > 1 else ''} "
+                             f"({present}); pick one of those, or use cuda or auto", exit_code=2)
     return torch.device(requested)
 
 

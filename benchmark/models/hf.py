@@ -10,6 +10,7 @@ import torch
 from ..errors import ClipbenchError
 from .base import Encoder, count_parameters, offline_hint, sha256_file
 from .hub import cached_weights, commit_of
+from .weights import weights_problem
 
 
 def _pooled(output) -> torch.Tensor:
@@ -52,6 +53,13 @@ class HFEncoder(Encoder):
 
 
 
+def _weights_file(model_id: str, revision: str | None) -> str | None:
+    try:
+        return cached_weights(model_id, revision)
+    except Exception:  # noqa: BLE001 - only asked after a failed load, which is reported either way
+        return None
+
+
 def load(name: str, model_id: str, device: torch.device, precision: str, revision: str | None = None,
          trust_remote_code: bool = False, context_length: int | None = None) -> HFEncoder:
     from transformers import AutoModel, AutoProcessor
@@ -65,10 +73,12 @@ def load(name: str, model_id: str, device: torch.device, precision: str, revisio
     try:
         model = AutoModel.from_pretrained(model_id, revision=revision, trust_remote_code=trust_remote_code)
         processor = AutoProcessor.from_pretrained(model_id, revision=revision, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        problem = offline_hint(model_id, exc)
+    except Exception as exc:  # noqa: BLE001 - transformers and safetensors raise their own types
+        problem = offline_hint(model_id, exc) or weights_problem(_weights_file(model_id, revision))
         if problem:
             raise problem from None
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         if "trust_remote_code" in str(exc):
             raise ClipbenchError(f"{model_id} needs its own code from the hub; re-run with --trust-remote-code if you trust it", exit_code=2) from None
         raise ClipbenchError(f"could not load {model_id} with transformers: {str(exc).splitlines()[0]}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -10,6 +11,7 @@ import torch
 from ..errors import ClipbenchError
 from .base import Encoder, count_parameters, offline_hint, sha256_file, state_dict_mismatch
 from .hub import commit_of
+from .weights import weights_problem
 
 
 class OpenClipEncoder(Encoder):
@@ -50,6 +52,13 @@ def checkpoint_path(model_id: str, pretrained: str | None) -> str | None:
     return None
 
 
+def _checkpoint_or_none(model_id: str, pretrained: str | None) -> str | None:
+    try:
+        return checkpoint_path(model_id, pretrained)
+    except Exception:  # noqa: BLE001 - only asked after a failed load, which is reported either way
+        return None
+
+
 def check_request(model_id: str, pretrained: str | None) -> None:
     import open_clip
 
@@ -57,6 +66,9 @@ def check_request(model_id: str, pretrained: str | None) -> None:
         folder = Path(model_id[len("local-dir:"):])
         if not (folder / "open_clip_config.json").is_file():
             raise ClipbenchError(f"{folder} has no open_clip_config.json: 'local-dir:' needs open_clip's hub layout (config + weights)", exit_code=2)
+        if not checkpoint_path(model_id, pretrained):  # open_clip would go on with random weights
+            raise ClipbenchError(f"{folder} has no weights file (*.safetensors, *.bin or *.pth next to "
+                                 "open_clip_config.json); add the checkpoint to that folder", exit_code=2)
         return
     if model_id.startswith("hf-hub:"):
         return
@@ -75,11 +87,16 @@ def load(name: str, model_id: str, pretrained: str | None, device: torch.device,
 
     check_request(model_id, pretrained)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(model_id, pretrained=pretrained, device=device)
+        with warnings.catch_warnings():
+            # torch's note on a pickle protocol it does not expect; a file it cannot read is diagnosed below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            model, _, preprocess = open_clip.create_model_and_transforms(model_id, pretrained=pretrained, device=device)
         tokenizer = open_clip.get_tokenizer(model_id)
         checkpoint = checkpoint_path(model_id, pretrained)
-    except (RuntimeError, ValueError, OSError) as exc:
-        problem = offline_hint(f"{model_id} {pretrained or ''}".strip(), exc) or state_dict_mismatch(exc, str(pretrained or model_id), model_id)
+    except Exception as exc:  # noqa: BLE001 - each loader raises its own types; known causes become one line
+        problem = (offline_hint(f"{model_id} {pretrained or ''}".strip(), exc)
+                   or weights_problem(_checkpoint_or_none(model_id, pretrained))
+                   or state_dict_mismatch(exc, str(pretrained or model_id), model_id))
         if problem:
             raise problem from None
         raise
