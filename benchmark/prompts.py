@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ClipbenchError
 from .paths import data_dir
+from .specs import describe_validation_error
 
 
 class PromptFile(BaseModel):
@@ -76,8 +77,6 @@ def load(name: str, language: str, num_classes: int | None = None, root: Path | 
     try:
         raw = PromptFile.model_validate_json(read_text(path))
     except ValidationError as exc:
-        from .tasks import describe_validation_error
-
         raise ClipbenchError(describe_validation_error(path, exc)) from None
     if raw.language != language:
         raise ClipbenchError(f"{path}: field 'language' is '{raw.language}' but the file is under {language}/; make them equal")

@@ -1,12 +1,38 @@
-"""Strict, typed specs for tasks, suites and models. Unknown keys and missing fields are errors."""
+"""Strict, typed specs for tasks, suites and models, and the helpers that read and report on them.
+Unknown keys and missing fields are errors."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ClipbenchError
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
+
+
+def describe_validation_error(path: Path | str, error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(file)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        parts.append(f"field '{field}': {message}")
+    return f"{path}: " + "; ".join(parts)
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ClipbenchError(f"{path}: not valid TOML ({exc}); fix the file") from None
 
 
 class Strict(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -12,28 +11,7 @@ from .errors import ClipbenchError
 from .kinds import unknown_metric
 from .paths import data_dir
 from .registry import Registry
-from .specs import SuiteSpec, TaskSpec
-
-
-def describe_validation_error(path: Path | str, error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(file)"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        parts.append(f"field '{field}': {message}")
-    return f"{path}: " + "; ".join(parts)
-
-
-def read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ClipbenchError(f"{path}: not valid TOML ({exc}); fix the file") from None
+from .specs import SuiteSpec, TaskSpec, describe_validation_error, read_toml
 
 
 def parse(path: Path, model: type[BaseModel]):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ClipbenchError
 from ..prompts import Prompts
-from ..specs import TaskSpec
+from ..specs import TaskSpec, describe_validation_error
 
 
 class ImageSource(Protocol):
@@ -111,8 +111,6 @@ def _options(spec: TaskSpec) -> tuple[Format, BaseModel]:
     try:
         return fmt, fmt.options.model_validate(spec.dataset.options)
     except ValidationError as exc:
-        from ..tasks import describe_validation_error
-
         message = describe_validation_error(spec.source_file or spec.name, exc)
         raise ClipbenchError(message.replace("field '", "field 'dataset.")) from None
 
