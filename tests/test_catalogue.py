@@ -76,7 +76,7 @@ def test_food101_portuguese_has_tacos_back():
 def test_open_clip_imagenet_is_built_in():
     import open_clip
 
-    from benchmark.prompts_builtin import builtin_prompts
+    from benchmark.prompts import builtin_prompts
 
     found = builtin_prompts("open_clip:imagenet", "en")
     assert found.classnames == list(open_clip.IMAGENET_CLASSNAMES)

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import ClassificationData, Format, resolve_path
-from .text import check_name, read_text
+from ..text import check_name, read_text
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
 LAYOUT = "<path>/<split>/<class folder>/<image files>"

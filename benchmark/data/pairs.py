@@ -22,7 +22,7 @@ from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, resolve_path
 from .files import file_images, jsonl_records, layout_error
-from .text import read_text
+from ..text import read_text
 
 COLUMNS = ("image", "title", "summary", "label", "split")
 

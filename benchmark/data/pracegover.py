@@ -24,7 +24,7 @@ from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, RetrievalData, resolve_path
 from .files import file_images, layout_error
-from .text import read_text
+from ..text import read_text
 
 
 class Options(BaseModel):

@@ -35,7 +35,7 @@ from ..errors import ClipbenchError
 from ..prompts import Prompts, check
 from ..specs import DatasetSpec, TaskSpec
 from . import ClassificationData, Format, RetrievalData, resolve_path
-from .text import check_name, decode, read_text
+from ..text import check_name, decode, read_text
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 LABEL_EXTENSIONS = ("cls", "npy", "txt")

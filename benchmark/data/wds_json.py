@@ -28,7 +28,7 @@ from ..errors import ClipbenchError
 from ..specs import TaskSpec
 from . import Format, RetrievalData, resolve_path
 from .files import layout_error
-from .text import decode
+from ..text import decode
 from .wds import IMAGE_EXTENSIONS, TarImages, _check_root, scan
 
 
