@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from .errors import ClipbenchError
-from .kinds import unknown_metric
+from .kinds import METRICS_BY_KIND, unknown_metric
 from .paths import data_dir
 from .registry import Registry
-from .specs import SuiteSpec, TaskSpec, describe_validation_error, read_toml
+from .specs import DatasetSpec, SuiteSpec, TaskSpec, describe_validation_error, read_toml
 
 
 def parse(path: Path, model: type[BaseModel]):
@@ -74,10 +75,31 @@ def suite_registry(root: Path | None = None) -> Registry[SuiteSpec]:
     return registry
 
 
+def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
+    """The task a local directory in CLIP_benchmark's webdataset layout describes."""
+    from .data.wds import describe_directory
+
+    root = root.resolve()
+    raw_type, languages = describe_directory(root, split)
+    kind = "retrieval" if raw_type == "retrieval" else "classification"
+    metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "roc_auc")]
+
+    name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-.") or "local"
+    return TaskSpec(
+        name=name,
+        kind=kind,
+        description=f"local directory {root}",
+        languages=languages,
+        split=split,
+        metrics=metrics,
+        main_score=metrics[0] if kind == "classification" else "mean_recall",
+        dataset=DatasetSpec(format="wds", path=str(root)),
+        source_file=str(root),
+    )
+
+
 def resolve(names: list[str]) -> list[TaskSpec]:
     """Task names, suite names or local CLIP_benchmark-layout directories, in order, without repeats."""
-    from .data.wds import task_from_directory
-
     tasks, suites = task_registry(), suite_registry()
     out: list[TaskSpec] = []
     for name in names:

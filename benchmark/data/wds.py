@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
 from ..prompts import Prompts, check
-from ..specs import DatasetSpec, TaskSpec
+from ..specs import TaskSpec
 from . import ClassificationData, Format, RetrievalData, resolve_path
 from ..text import check_name, decode, read_text
 
@@ -304,27 +304,11 @@ def load(spec: TaskSpec, options: Options, language: str):
     return ClassificationData(images=source_images, labels=labels_array, num_classes=len(prompts.classnames), prompts=prompts)
 
 
-def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
-    root = root.resolve()
+def describe_directory(root: Path, split: str) -> tuple[str, list[str]]:
+    """(dataset type, languages) of a directory in CLIP_benchmark's layout; an error when it is not in it."""
     _check_root(root, split)
-    raw_type = dataset_type(root)
-    kind = "retrieval" if raw_type == "retrieval" else "classification"
-    from ..kinds import METRICS_BY_KIND
-
-    metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "roc_auc")]
-
-    name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-.") or "local"
-    return TaskSpec(
-        name=name,
-        kind=kind,
-        description=f"local directory {root}",
-        languages=[directory_language(root)] if kind == "retrieval" else directory_languages(root),
-        split=split,
-        metrics=metrics,
-        main_score=metrics[0] if kind == "classification" else "mean_recall",
-        dataset=DatasetSpec(format="wds", path=str(root)),
-        source_file=str(root),
-    )
+    kind = dataset_type(root)
+    return kind, [directory_language(root)] if kind == "retrieval" else directory_languages(root)
 
 
 FORMAT = Format(options=Options, load=load)
