@@ -39,6 +39,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class HubSource(BaseModel):
+    """Where a dataset's files are and where to get them: the fields every on-disk format shares (its options
+    class extends this one), read typed by `clipbench data download` and by `run` when the folder is missing."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str  # the dataset's folder: absolute, or relative to the data root
+    download: str = ""  # where a person gets the files, named when they are missing
+    hub: Optional[str] = None  # a Hugging Face dataset repository holding them, e.g. clip-benchmark/wds_cifar10
+    revision: Optional[str] = None  # its branch, tag or commit (default: main)
+    hub_files: Optional[list[str]] = None  # allow_patterns, e.g. ["test/*", "*.txt"]; default: every file
+
+
 class DatasetSpec(BaseModel):
     """Where the data is and in which layout. Keys beyond `format` belong to that format's options."""
 

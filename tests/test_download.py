@@ -7,7 +7,11 @@ import io
 import json
 import zipfile
 
+import pytest
+
 from benchmark.data import shapes
+from benchmark.errors import ClipbenchError
+from benchmark.specs import DatasetSpec, HubSource, TaskSpec
 from helpers import clipbench
 
 REPO = "OFA-Sys/chinese-clip-eval"
@@ -102,3 +106,36 @@ def test_check_follows_a_language_kept_in_another_task(tmp_path):
     rows = [[c.strip() for c in line.strip("|").split("|")][:3] for line in done.stdout.splitlines()[2:]]
     assert rows == [["flickr30k", "en", "MISSING"], ["flickr30k", "pt", "MISSING"], ["flickr30k-cn", "zh", "MISSING"]]
     assert done.returncode == 1
+
+
+# one spec per on-disk format: the fields its options need beyond the shared source fields, and its task kind
+FORMAT_TASKS = {"cnclip": ("retrieval", {}), "folder": ("classification", {}), "karpathy": ("retrieval", {"annotations": "a.json"}),
+                "pairs": ("pair", {"annotations": "a.jsonl"}), "pracegover": ("retrieval", {}),
+                "wds": ("classification", {}), "wds-json": ("retrieval", {})}
+
+
+def format_task(fmt: str, **source) -> TaskSpec:
+    kind, needed = FORMAT_TASKS[fmt]
+    return TaskSpec(name="fixture", kind=kind, description="d", languages=["en"], split="test", metrics=["m"],
+                    main_score="m", dataset=DatasetSpec(format=fmt, **needed, **source))
+
+
+def test_every_on_disk_format_shares_the_hub_source_fields(tmp_path):
+    """One typed record (HubSource) holds path, download, hub, revision and hub_files for every format that reads
+    files: each format parses them, refuses a misspelt one, and names `download` when the files are missing."""
+    from benchmark import data as datasets
+
+    on_disk = sorted(name for name, fmt in datasets.formats().items() if issubclass(fmt.options, HubSource))
+    assert on_disk == sorted(FORMAT_TASKS)
+    for fmt in on_disk:
+        spec = format_task(fmt, path=str(tmp_path / "absent"), download="the publisher's site", hub="org/data",
+                           revision="v1", hub_files=["test/*"])
+        source = datasets.source(spec)
+        assert (source.path, source.hub, source.revision, source.hub_files) == (str(tmp_path / "absent"), "org/data", "v1", ["test/*"])
+        with pytest.raises(ClipbenchError, match="get (it|them) from the publisher's site"):
+            datasets.load(spec, "en")
+        with pytest.raises(ClipbenchError, match="field 'dataset.hub_file': unknown key"):
+            datasets.validate_dataset(format_task(fmt, path="x", hub_file=["test/*"]))
+    drawn = TaskSpec(name="s", kind="classification", description="d", languages=["en"], split="test", metrics=["m"],
+                     main_score="m", dataset=DatasetSpec(format="shapes", size=4, seed=0))
+    assert datasets.source(drawn) is None  # drawn at run time: nothing to fetch

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ClipbenchError
 from ..prompts import Prompts
-from ..specs import TaskSpec, describe_validation_error
+from ..specs import HubSource, TaskSpec, describe_validation_error
 
 
 class ImageSource(Protocol):
@@ -117,6 +117,12 @@ def _options(spec: TaskSpec) -> tuple[Format, BaseModel]:
 
 def validate_dataset(spec: TaskSpec) -> None:
     _options(spec)
+
+
+def source(spec: TaskSpec) -> HubSource | None:
+    """Where the task's files are and where to get them; None for data drawn at run time (`shapes`)."""
+    _, options = _options(spec)
+    return options if isinstance(options, HubSource) else None
 
 
 def load(spec: TaskSpec, language: str):

@@ -25,26 +25,18 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
+from ..specs import HubSource, TaskSpec
 from . import Format, RetrievalData, resolve_path
 from .files import jsonl_records, layout_error
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     split_names: dict[str, str] = {"val": "valid"}
-    download: str = ""
-    hub: Optional[str] = None
-    revision: Optional[str] = None
-    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 @dataclass

@@ -25,27 +25,21 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
+from ..specs import HubSource, TaskSpec
+from ..text import read_text
 from . import Format, RetrievalData, resolve_path
 from .files import file_images, jsonl_records, layout_error
-from ..text import read_text
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     annotations: str                 # Karpathy split JSON, relative to path
     images: str = ""                 # image folder relative to path ("" when the JSON's filepath names it, as for COCO)
     language: str = "en"             # language of sentences[].raw
     captions: dict[str, str] = {}    # other languages: language -> JSONL file relative to path
     max_captions: Optional[int] = Field(default=None, gt=0)  # keep only the first N captions per image
-    download: str = ""               # where to get the files, shown when they are missing
-    hub: Optional[str] = None        # for a download command: a public mirror
-    revision: Optional[str] = None
-    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 def _expected(spec: TaskSpec, options: Options, language: str) -> list[str]:

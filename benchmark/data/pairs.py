@@ -16,25 +16,21 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
+from ..specs import HubSource, TaskSpec
+from ..text import read_text
 from . import Format, resolve_path
 from .files import file_images, jsonl_records, layout_error
-from ..text import read_text
 
 COLUMNS = ("image", "title", "summary", "label", "split")
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     annotations: str
     images: str = ""
     text_field: Literal["title", "summary"] = "title"
     validation_split: str = "validation"
-    download: str = ""
 
 
 @dataclass

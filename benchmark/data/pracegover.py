@@ -15,29 +15,21 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
+from ..specs import HubSource, TaskSpec
+from ..text import read_text
 from . import Format, RetrievalData, resolve_path
 from .files import file_images, layout_error
-from ..text import read_text
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     annotations: str = "pracegover_400k.json"
     images: str = "images"
     split_names: dict[str, str] = {"val": "validation"}
     language: str = "pt"
-    download: str = ""
-    hub: Optional[str] = None
-    revision: Optional[str] = None
-    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 @functools.lru_cache(maxsize=4)

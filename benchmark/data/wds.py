@@ -29,25 +29,20 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
 from ..prompts import Prompts, check
-from ..specs import TaskSpec
-from . import ClassificationData, Format, RetrievalData, resolve_path
+from ..specs import HubSource, TaskSpec
 from ..text import check_name, decode, read_text
+from . import ClassificationData, Format, RetrievalData, resolve_path
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 LABEL_EXTENSIONS = ("cls", "npy", "txt")
 END_OF_ARCHIVE = 1024  # two zero blocks close every tar; tarfile reads a file without them as a shorter one
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
-    hub: str | None = None  # e.g. clip-benchmark/wds_cifar10, for `clipbench data download`
-    revision: str | None = None
-    hub_files: list[str] | None = None  # allow_patterns, e.g. ["test/*", "*.txt"]
+class Options(HubSource):
+    """The shared source fields only: the rest is in the directory itself (see the module note)."""
 
 
 @dataclass
@@ -258,7 +253,12 @@ def _multilabels(samples: list[dict], num_classes: int) -> np.ndarray:
 
 def load(spec: TaskSpec, options: Options, language: str):
     root = resolve_path(options.path)
-    shards = _check_root(root, spec.split)
+    try:
+        shards = _check_root(root, spec.split)
+    except ClipbenchError as missing:
+        if options.download and not root.is_dir():
+            raise ClipbenchError(f"{missing}; get it from {options.download}") from None
+        raise
     kind = dataset_type(root)
     samples = scan(shards)
     entries = []
