@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol
@@ -79,18 +78,13 @@ class RetrievalData:
 @dataclass(frozen=True)
 class Format:
     options: type[BaseModel]
-    load: Callable[[TaskSpec, BaseModel, str], "ClassificationData | RetrievalData"]
+    load: Callable[[TaskSpec, BaseModel, str, Path], "ClassificationData | RetrievalData"]  # (spec, options, language, data root)
 
 
-def data_root() -> Path:
-    """Where registered tasks find their data: $CLIPBENCH_DATA_ROOT (set by --data-root), else ~/clipbench-data."""
-    return Path(os.environ.get("CLIPBENCH_DATA_ROOT") or Path.home() / "clipbench-data").expanduser()
-
-
-def resolve_path(path: str) -> Path:
-    """A dataset path from a task file: absolute, or relative to the data root."""
+def resolve_path(path: str, data_root: Path) -> Path:
+    """A dataset path from a task file: absolute, or relative to the data root (--data-root)."""
     candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else data_root() / candidate
+    return candidate if candidate.is_absolute() else Path(data_root).expanduser() / candidate
 
 
 def formats() -> dict[str, Format]:
@@ -125,9 +119,10 @@ def source(spec: TaskSpec) -> HubSource | None:
     return options if isinstance(options, HubSource) else None
 
 
-def load(spec: TaskSpec, language: str):
+def load(spec: TaskSpec, language: str, data_root: Path):
+    """The task's data in `language`; relative dataset paths are read under `data_root`."""
     fmt, options = _options(spec)
-    data = fmt.load(spec, options, language)
+    data = fmt.load(spec, options, language, data_root)
     if len(data.images) == 0:
         raise ClipbenchError(f"task '{spec.name}': {data.images.location} holds no images; check the dataset")
     return data

@@ -107,8 +107,8 @@ def _texts(spec: TaskSpec, path: Path) -> list[tuple[str, list[int]]]:
                          "re-download the file")
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> RetrievalData:
+    root = resolve_path(options.path, data_root)
     prefix = options.split_names.get(spec.split, spec.split)
     tsv, jsonl = root / f"{prefix}_imgs.tsv", root / f"{prefix}_texts.jsonl"
     expected = [tsv.name, jsonl.name]

@@ -198,8 +198,8 @@ def _identity(path) -> tuple[int, int]:
     return info.st_dev, info.st_ino
 
 
-def _single_label(spec: TaskSpec, options: Options) -> ClassificationData:
-    root = resolve_path(options.path)
+def _single_label(spec: TaskSpec, options: Options, data_root: Path) -> ClassificationData:
+    root = resolve_path(options.path, data_root)
     split_dir = root / spec.split
     layout = f"expected {LAYOUT} with <path> = {root} and <split> = {spec.split}"
     if not root.is_dir():
@@ -274,8 +274,8 @@ def _locate(spec: TaskSpec, root: Path, image: str, where: str) -> tuple[str, Op
     return image, None, (root / image).stat().st_size
 
 
-def _multi_label(spec: TaskSpec, options: Options) -> ClassificationData:
-    root = resolve_path(options.path)
+def _multi_label(spec: TaskSpec, options: Options, data_root: Path) -> ClassificationData:
+    root = resolve_path(options.path, data_root)
     index_file = root / options.labels
     layout = f"expected {index_file} with lines '<image> <label>,<label>,...' (ELEVATER's vision-datasets index)"
     if not root.is_dir():
@@ -311,10 +311,10 @@ def _multi_label(spec: TaskSpec, options: Options) -> ClassificationData:
     return ClassificationData(images=source, labels=np.stack(matrix), num_classes=spec.num_classes)
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> ClassificationData:
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> ClassificationData:
     if spec.kind != "classification":
         raise _fail(spec, "the 'folder' format holds classification data only", "use another format for retrieval")
-    return _multi_label(spec, options) if options.labels is not None else _single_label(spec, options)
+    return _multi_label(spec, options, data_root) if options.labels is not None else _single_label(spec, options, data_root)
 
 
 FORMAT = Format(options=Options, load=load)

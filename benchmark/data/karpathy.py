@@ -72,8 +72,8 @@ def _translations(spec: TaskSpec, path: Path) -> dict[str, list[str]]:
     return dict(pairs)
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> RetrievalData:
+    root = resolve_path(options.path, data_root)
     annotations = root / options.annotations
     if not annotations.is_file():
         missing = str(root) if not root.is_dir() else options.annotations

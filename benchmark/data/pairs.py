@@ -59,8 +59,8 @@ def _read(spec: TaskSpec, path: Path) -> pd.DataFrame:
         raise ClipbenchError(f"task '{spec.name}': {path} is not a readable CSV ({reason}); fix the file") from None
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> PairData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> PairData:
+    root = resolve_path(options.path, data_root)
     table_path = root / options.annotations
     expected = [options.annotations, f"{options.images or '.'}/<image files>"]
     if not table_path.is_file():

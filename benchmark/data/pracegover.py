@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -47,8 +48,8 @@ def _split(annotations: str, mtime: float, split: str) -> tuple[tuple[tuple[str,
     return tuple((str(r["filename"]), r["caption"].strip() if isinstance(r["caption"], str) else "") for r in records), splits
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> RetrievalData:
+    root = resolve_path(options.path, data_root)
     annotations = root / options.annotations
     expected = [options.annotations, f"{options.images}/"]
     if not annotations.is_file():

@@ -251,8 +251,8 @@ def _multilabels(samples: list[dict], num_classes: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def load(spec: TaskSpec, options: Options, language: str):
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path):
+    root = resolve_path(options.path, data_root)
     try:
         shards = _check_root(root, spec.split)
     except ClipbenchError as missing:

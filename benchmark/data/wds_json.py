@@ -74,8 +74,8 @@ def _captions(spec: TaskSpec, options: Options, sample: dict, language: str) -> 
     return captions
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> RetrievalData:
+    root = resolve_path(options.path, data_root)
     samples = scan(_shards(spec, options, root), metadata=("json",))
     entries, texts, owners = [], [], []
     digest = hashlib.sha256()
