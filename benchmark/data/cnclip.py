@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec
-from . import Format, RetrievalData, resolve_path
+from .base import Format, RetrievalData, resolve_path
 from .files import jsonl_records, layout_error
 
 

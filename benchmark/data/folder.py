@@ -41,7 +41,7 @@ from pydantic import field_validator, model_validator
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec
 from ..text import check_name, read_text
-from . import ClassificationData, Format, resolve_path
+from .base import ClassificationData, Format, resolve_path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
 LAYOUT = "<path>/<split>/<class folder>/<image files>"

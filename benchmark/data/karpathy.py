@@ -30,7 +30,7 @@ from pydantic import Field
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec
 from ..text import read_text
-from . import Format, RetrievalData, resolve_path
+from .base import Format, RetrievalData, resolve_path
 from .files import file_images, jsonl_records, layout_error
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec
 from ..text import read_text
-from . import Format, resolve_path
+from .base import Format, resolve_path
 from .files import file_images, jsonl_records, layout_error
 
 COLUMNS = ("image", "title", "summary", "label", "split")

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec
 from ..text import read_text
-from . import Format, RetrievalData, resolve_path
+from .base import Format, RetrievalData, resolve_path
 from .files import file_images, layout_error
 
 

@@ -9,7 +9,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..specs import TaskSpec
-from . import ClassificationData, Format, InMemoryImages, RetrievalData, shapes
+from . import shapes
+from .base import ClassificationData, Format, InMemoryImages, RetrievalData
 
 
 class Options(BaseModel):

@@ -34,7 +34,7 @@ from ..errors import ClipbenchError
 from ..prompts import Prompts, check
 from ..specs import HubSource, TaskSpec
 from ..text import check_name, decode, read_text
-from . import ClassificationData, Format, RetrievalData, resolve_path
+from .base import ClassificationData, Format, RetrievalData, resolve_path
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 LABEL_EXTENSIONS = ("cls", "npy", "txt")

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec
 from ..text import decode
-from . import Format, RetrievalData, resolve_path
+from .base import Format, RetrievalData, resolve_path
 from .files import layout_error
 from .wds import IMAGE_EXTENSIONS, TarImages, _check_root, scan
 
