@@ -49,9 +49,8 @@ def run(
     from .run import RunOptions, run as run_jobs
     from .table import run_table
 
-    if data_root is not None:
-        os.environ["CLIPBENCH_DATA_ROOT"] = str(data_root)
-    options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field)
+    options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
+                         data_root=_data_root(data_root))
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))
 
@@ -68,9 +67,11 @@ data_app = typer.Typer(help="Datasets under the data root: check what is there, 
 app.add_typer(data_app, name="data")
 
 
-def _data_root(data_root: Optional[Path]) -> None:
-    if data_root is not None:
-        os.environ["CLIPBENCH_DATA_ROOT"] = str(data_root)
+def _data_root(data_root: Optional[Path]) -> Path:
+    """--data-root, else $CLIPBENCH_DATA_ROOT (typer reads it), else the default; handed down as an argument."""
+    from .paths import DEFAULT_DATA_ROOT
+
+    return (data_root or DEFAULT_DATA_ROOT).expanduser()
 
 
 @data_app.command("check")
@@ -84,8 +85,7 @@ def data_check(
     from .download import check
     from .tasks import resolve
 
-    _data_root(data_root)
-    rows = check(resolve(task))
+    rows = check(resolve(task), _data_root(data_root))
     typer.echo(pd.DataFrame(rows).to_markdown(index=False, tablefmt="github", disable_numparse=True))
     if any(r["status"] == "MISSING" for r in rows):
         raise typer.Exit(1)
@@ -100,9 +100,9 @@ def data_download(
     from .download import download
     from .tasks import resolve
 
-    _data_root(data_root)
+    root = _data_root(data_root)
     for spec in resolve(task):
-        typer.echo(f"{spec.name}: {download(spec)}")
+        typer.echo(f"{spec.name}: {download(spec, root)}")
 
 
 baseline_app = typer.Typer(help="Baselines for regression checks.", no_args_is_help=True)

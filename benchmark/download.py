@@ -13,7 +13,7 @@ from .models.base import offline_hint
 from .specs import TaskSpec
 
 
-def check(specs: list[TaskSpec]) -> list[dict]:
+def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
     """A row per (task, language): present with counts, or missing with the reader's own message."""
     from .tasks import holding
 
@@ -23,7 +23,7 @@ def check(specs: list[TaskSpec]) -> list[dict]:
             spec = holding(task, language)
             row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-", "detail": ""}
             try:
-                found = datasets.load(spec, language)
+                found = datasets.load(spec, language, data_root)
                 row["images"] = len(found.images)
                 texts = getattr(found, "texts", None)
                 row["texts"] = len(texts) if texts is not None else "-"
@@ -50,31 +50,31 @@ def _unpack(archives: list[Path], target: Path) -> None:
             handle.extractall(destination)
 
 
-def download(spec: TaskSpec) -> Path:
-    options = spec.dataset.options
-    hub = options.get("hub")
-    if not hub:
-        where = options.get("download") or "its publisher"
+def download(spec: TaskSpec, data_root: Path) -> Path:
+    source = datasets.source(spec)
+    if source is None or not source.hub:
+        where = (source and source.download) or "its publisher"
         raise ClipbenchError(f"task '{spec.name}' has no hub source to download; get it from {where}")
     from huggingface_hub import snapshot_download
 
+    hub = source.hub
     try:
-        snapshot = Path(snapshot_download(repo_id=hub, repo_type="dataset", revision=options.get("revision"),
-                                          allow_patterns=options.get("hub_files")))
+        snapshot = Path(snapshot_download(repo_id=hub, repo_type="dataset", revision=source.revision,
+                                          allow_patterns=source.hub_files))
     except Exception as exc:  # noqa: BLE001 - every hub failure becomes one clear line
         problem = offline_hint(f"dataset {hub}", exc)
         if problem:
             raise problem from None
         raise ClipbenchError(f"could not download dataset {hub} for task '{spec.name}': {str(exc).splitlines()[0]}") from None
-    target = datasets.resolve_path(options["path"])
-    patterns = options.get("hub_files") or ["*"]
+    target = datasets.resolve_path(source.path, data_root)
+    patterns = source.hub_files or ["*"]
     copied = []
-    for source in sorted(p for p in snapshot.rglob("*") if p.is_file()):
-        relative = source.relative_to(snapshot).as_posix()
+    for cached in sorted(p for p in snapshot.rglob("*") if p.is_file()):
+        relative = cached.relative_to(snapshot).as_posix()
         if any(fnmatch.fnmatch(relative, pattern) for pattern in patterns):  # offline, the whole snapshot comes back
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, destination)  # follows the cache's symlinks: real files land
+            shutil.copyfile(cached, destination)  # follows the cache's symlinks: real files land
             copied.append(destination)
     if not copied:
         raise ClipbenchError(f"dataset {hub} has no file matching {patterns} for task '{spec.name}'")
@@ -85,17 +85,17 @@ def download(spec: TaskSpec) -> Path:
     return target
 
 
-def load_or_fetch(spec: TaskSpec, language: str, echo=print):
+def load_or_fetch(spec: TaskSpec, language: str, data_root: Path, echo=print):
     """The task's data in `language`. When its folder is missing and the task names a hub source, fetch it
     first (huggingface_hub honours HF_HUB_OFFLINE and its cache); if that fails too, the error is the
     reader's own (the files expected and where to get them) plus why the hub could not help."""
-    options = spec.dataset.options
-    if options.get("hub") and options.get("path") and not datasets.resolve_path(options["path"]).exists():
+    source = datasets.source(spec)
+    if source is not None and source.hub and not datasets.resolve_path(source.path, data_root).exists():
         try:
-            echo(f"{spec.name}: no local copy; fetched {options['hub']} into {download(spec)}")
+            echo(f"{spec.name}: no local copy; fetched {source.hub} into {download(spec, data_root)}")
         except ClipbenchError as failed:
             try:
-                datasets.load(spec, language)
+                datasets.load(spec, language, data_root)
             except ClipbenchError as missing:
                 raise ClipbenchError(f"{missing} (the hub copy could not be fetched either: {failed})") from None
-    return datasets.load(spec, language)
+    return datasets.load(spec, language, data_root)

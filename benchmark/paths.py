@@ -7,6 +7,8 @@ from pathlib import Path
 from .errors import ClipbenchError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# where task files' relative dataset paths point when neither --data-root nor $CLIPBENCH_DATA_ROOT says
+DEFAULT_DATA_ROOT = Path("~/clipbench-data")
 
 
 def data_dir(name: str) -> Path:

@@ -44,10 +44,11 @@ def retrieval(device: torch.device, n_images=5000, per_image=5, dim=512, chunk=1
 def embedding(device: torch.device, precision: str, workers: list[int], batch_size: int) -> None:
     from . import data as datasets, models
     from .embed import embed_images
+    from .paths import DEFAULT_DATA_ROOT
     from .tasks import task_registry
 
     task = task_registry().get("shapes")
-    source = datasets.load(task, "en").images
+    source = datasets.load(task, "en", DEFAULT_DATA_ROOT).images  # drawn at run time: the root is not read
     encoder = models.load(models.resolve("tiny-shapes"), device, precision)
     for n in workers:
         embed_images(encoder, source, batch_size, n)  # warm-up

@@ -16,7 +16,7 @@ from .embed import ImageEmbeddingCache
 from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
 from .models.base import check_precision, pick_device
-from .paths import git_commit
+from .paths import DEFAULT_DATA_ROOT, git_commit
 from .outputs import check_file, check_folder
 from .results import SCHEMA_VERSION, describe_identity, identity, result_name, write_atomic
 from .specs import DatasetSpec, ModelSpec, TaskSpec
@@ -35,6 +35,7 @@ class RunOptions:
     bootstrap: int = 0  # resampling draws for standard errors and 95% intervals
     limit: int | None = None  # evaluate a seeded random subset of this many images per dataset
     text_field: str | None = None  # pair-scoring tasks: compare images with titles or summaries
+    data_root: Path = DEFAULT_DATA_ROOT  # task files' relative dataset paths are read under it
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -227,7 +228,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading
     loaded = {}
     for task, lang in jobs:
-        data = load_or_fetch(task, lang, echo)
+        data = load_or_fetch(task, lang, options.data_root, echo)
         if options.limit:
             data = subset(data, options.limit, options.seed or 0)
         loaded[(task.name, lang, task.source_file)] = data

@@ -1,16 +1,58 @@
-"""Strict, typed specs for tasks, suites and models. Unknown keys and missing fields are errors."""
+"""Strict, typed specs for tasks, suites and models, and the helpers that read and report on them.
+Unknown keys and missing fields are errors."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ClipbenchError
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
 
 
+def describe_validation_error(path: Path | str, error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(file)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        parts.append(f"field '{field}': {message}")
+    return f"{path}: " + "; ".join(parts)
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ClipbenchError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    except UnicodeDecodeError as exc:
+        raise ClipbenchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ClipbenchError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions") from None
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSource(BaseModel):
+    """Where a dataset's files are and where to get them: the fields every on-disk format shares (its options
+    class extends this one), read typed by `clipbench data download` and by `run` when the folder is missing."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str  # the dataset's folder: absolute, or relative to the data root
+    download: str = ""  # where a person gets the files, named when they are missing
+    hub: Optional[str] = None  # a Hugging Face dataset repository holding them, e.g. clip-benchmark/wds_cifar10
+    revision: Optional[str] = None  # its branch, tag or commit (default: main)
+    hub_files: Optional[list[str]] = None  # allow_patterns, e.g. ["test/*", "*.txt"]; default: every file
 
 
 class DatasetSpec(BaseModel):

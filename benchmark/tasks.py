@@ -6,43 +6,18 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import tomllib
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from .errors import ClipbenchError
-from .kinds import unknown_metric
+from .kinds import METRICS_BY_KIND, unknown_metric
 from .paths import data_dir
 from .registry import Registry
-from .specs import SuiteSpec, TaskSpec
+from .specs import DatasetSpec, SuiteSpec, TaskSpec, describe_validation_error, read_toml
 
 USER_TASKS = "CLIPBENCH_TASKS"
-
-
-def describe_validation_error(path: Path | str, error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(file)"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        parts.append(f"field '{field}': {message}")
-    return f"{path}: " + "; ".join(parts)
-
-
-def read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ClipbenchError(f"{path}: not valid TOML ({exc}); fix the file") from None
-    except UnicodeDecodeError as exc:
-        raise ClipbenchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise ClipbenchError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions") from None
 
 
 def parse(path: Path, model: type[BaseModel]):
@@ -156,6 +131,29 @@ def _suite_registry(root: Path, user: str) -> Registry[SuiteSpec]:
     return registry
 
 
+def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
+    """The task a local directory in CLIP_benchmark's webdataset layout describes."""
+    from .data.wds import describe_directory
+
+    root = root.resolve()
+    raw_type, languages = describe_directory(root, split)
+    kind = "retrieval" if raw_type == "retrieval" else "classification"
+    metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "roc_auc")]
+
+    name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-.") or "local"
+    return TaskSpec(
+        name=name,
+        kind=kind,
+        description=f"local directory {root}",
+        languages=languages,
+        split=split,
+        metrics=metrics,
+        main_score=metrics[0] if kind == "classification" else "mean_recall",
+        dataset=DatasetSpec(format="wds", path=str(root)),
+        source_file=str(root),
+    )
+
+
 def task_from_file(path: Path, tasks: Registry[TaskSpec]) -> TaskSpec:
     """A task file given to --task, checked as the bundled ones are; it may not reuse a registered name."""
     if not path.exists():
@@ -182,8 +180,6 @@ def unknown_task_message(name: str, tasks: Registry[TaskSpec], suites: Registry[
 def resolve(names: list[str]) -> list[TaskSpec]:
     """Task names, suite names, task files, folders of task files or local CLIP_benchmark-layout
     directories, in order, without repeats."""
-    from .data.wds import task_from_directory
-
     tasks, suites = task_registry(), suite_registry()
     out: list[TaskSpec] = []
     for name in names:

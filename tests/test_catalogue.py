@@ -76,7 +76,7 @@ def test_food101_portuguese_has_tacos_back():
 def test_open_clip_imagenet_is_built_in():
     import open_clip
 
-    from benchmark.prompts_builtin import builtin_prompts
+    from benchmark.prompts import builtin_prompts
 
     found = builtin_prompts("open_clip:imagenet", "en")
     assert found.classnames == list(open_clip.IMAGENET_CLASSNAMES)
@@ -298,8 +298,7 @@ def image_folders(root: Path, counts: dict[str, int]) -> None:
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPBENCH_DATA_ROOT", str(tmp_path / "root"))
+def root(tmp_path):
     return tmp_path / "root"
 
 
@@ -311,7 +310,7 @@ def folder_of(data, index: int) -> str:
 def test_class_order_comes_from_the_task(root, tmp_path, classes):
     image_folders(root, {"apple": 2, "mango": 1, "zebra": 3})
     (root / "ds" / "order.txt").write_text("zebra\napple\n\nmango\n")
-    data = datasets.load(load_task_file(write_task(tmp_path, classes)), "en")
+    data = datasets.load(load_task_file(write_task(tmp_path, classes)), "en", root)
     order = ["zebra", "apple", "mango"]
     assert [order[label] for label in data.labels] == [folder_of(data, i) for i in range(len(data.images))]
     assert sorted(data.labels.tolist()) == [0, 0, 0, 1, 1, 2] and data.num_classes == 3
@@ -320,22 +319,22 @@ def test_class_order_comes_from_the_task(root, tmp_path, classes):
 
 def test_default_order_is_sorted_and_numeric(root, tmp_path):
     image_folders(root, {str(i): 1 for i in range(12)})
-    data = datasets.load(load_task_file(write_task(tmp_path, "", num_classes=12)), "en")
+    data = datasets.load(load_task_file(write_task(tmp_path, "", num_classes=12)), "en", root)
     assert [int(folder_of(data, i)) for i in range(12)] == data.labels.tolist() == list(range(12))
 
 
 def test_class_subset_keeps_and_remaps(root, tmp_path):
     image_folders(root, {name: 2 for name in "abcde"})
-    data = datasets.load(load_task_file(write_task(tmp_path, "class_subset = [3, 0, 4]")), "en")
+    data = datasets.load(load_task_file(write_task(tmp_path, "class_subset = [3, 0, 4]")), "en", root)
     assert len(data.images) == 6 and data.num_classes == 3
     assert ["dae"[label] for label in data.labels] == [folder_of(data, i) for i in range(6)]
 
 
 def test_fingerprint_follows_files_and_labels(root, tmp_path):
     image_folders(root, {"a": 1, "b": 1, "c": 1})
-    first = datasets.load(load_task_file(write_task(tmp_path, "")), "en").images.fingerprint
-    again = datasets.load(load_task_file(write_task(tmp_path, "")), "en").images.fingerprint
-    reordered = datasets.load(load_task_file(write_task(tmp_path, 'classes = ["b", "a", "c"]')), "en").images.fingerprint
+    first = datasets.load(load_task_file(write_task(tmp_path, "")), "en", root).images.fingerprint
+    again = datasets.load(load_task_file(write_task(tmp_path, "")), "en", root).images.fingerprint
+    reordered = datasets.load(load_task_file(write_task(tmp_path, 'classes = ["b", "a", "c"]')), "en", root).images.fingerprint
     assert first == again != reordered
 
 
@@ -347,7 +346,7 @@ def test_unzipped_multilabel_images(root, tmp_path):
     task = write_task(tmp_path, 'labels = "test_ic.txt"').read_text().replace('metrics = ["acc1"]\nmain_score = "acc1"',
                                                                                'metrics = ["map_11point"]\nmain_score = "map_11point"')
     (tmp_path / "fixture.toml").write_text(task)
-    data = datasets.load(load_task_file(tmp_path / "fixture.toml"), "en")
+    data = datasets.load(load_task_file(tmp_path / "fixture.toml"), "en", root)
     assert data.labels.tolist() == [[1, 0, 1], [0, 1, 0], [1, 1, 1]]
     assert data.images.open(2).size == (48, 40)
 
@@ -365,7 +364,7 @@ def test_layout_errors_name_the_task_and_the_fix(root, tmp_path, counts, dataset
     if counts is not None:
         image_folders(root, counts)
     with pytest.raises(ClipbenchError) as caught:
-        datasets.load(load_task_file(write_task(tmp_path, dataset)), "en")
+        datasets.load(load_task_file(write_task(tmp_path, dataset)), "en", root)
     text = str(caught.value)
     assert text.startswith("task 'fixture': ") and message in text and "\n" not in text
 
@@ -376,10 +375,9 @@ def test_bad_options_are_rejected_when_the_task_loads(tmp_path):
             load_task_file(write_task(tmp_path, dataset))
 
 
-def test_data_root_default_paths_do_not_escape(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPBENCH_DATA_ROOT", str(tmp_path))
+def test_data_root_default_paths_do_not_escape(tmp_path):
     for name in ELEVATER_20 + ["imagenet1k", "babel-imagenet"]:
-        path = datasets.resolve_path(TASKS.get(name).dataset.options["path"])
+        path = datasets.resolve_path(TASKS.get(name).dataset.options["path"], tmp_path)
         assert os.path.commonpath([path, tmp_path]) == str(tmp_path)
 
 

@@ -11,6 +11,7 @@ from torchvision import transforms
 from benchmark import data as datasets, models
 from benchmark.embed import ImageEmbeddingCache
 from benchmark.kinds import evaluate
+from benchmark.paths import DEFAULT_DATA_ROOT
 from benchmark.tasks import task_registry
 from helpers import clipbench, read_results
 
@@ -84,7 +85,7 @@ def test_images_are_embedded_once_per_dataset(demo):
 
 def _acc1(encoder, language="en"):
     task = task_registry().get("shapes")
-    return evaluate(task, datasets.load(task, language), encoder, ImageEmbeddingCache(), language, 64, 0).metrics["acc1"]
+    return evaluate(task, datasets.load(task, language, DEFAULT_DATA_ROOT), encoder, ImageEmbeddingCache(), language, 64, 0).metrics["acc1"]
 
 
 def test_preprocessing_bugs_drop_accuracy_sharply():

@@ -5,9 +5,15 @@ import base64
 import hashlib
 import io
 import json
+import os
+import sys
 import zipfile
 
+import pytest
+
 from benchmark.data import shapes
+from benchmark.errors import ClipbenchError
+from benchmark.specs import DatasetSpec, HubSource, TaskSpec
 from helpers import clipbench
 
 REPO = "OFA-Sys/chinese-clip-eval"
@@ -102,3 +108,60 @@ def test_check_follows_a_language_kept_in_another_task(tmp_path):
     rows = [[c.strip() for c in line.strip("|").split("|")][:3] for line in done.stdout.splitlines()[2:]]
     assert rows == [["flickr30k", "en", "MISSING"], ["flickr30k", "pt", "MISSING"], ["flickr30k-cn", "zh", "MISSING"]]
     assert done.returncode == 1
+
+
+# one spec per on-disk format: the fields its options need beyond the shared source fields, and its task kind
+FORMAT_TASKS = {"cnclip": ("retrieval", {}), "folder": ("classification", {}), "karpathy": ("retrieval", {"annotations": "a.json"}),
+                "pairs": ("pair", {"annotations": "a.jsonl"}), "pracegover": ("retrieval", {}),
+                "wds": ("classification", {}), "wds-json": ("retrieval", {})}
+
+
+def format_task(fmt: str, **source) -> TaskSpec:
+    kind, needed = FORMAT_TASKS[fmt]
+    return TaskSpec(name="fixture", kind=kind, description="d", languages=["en"], split="test", metrics=["m"],
+                    main_score="m", dataset=DatasetSpec(format=fmt, **needed, **source))
+
+
+def test_every_on_disk_format_shares_the_hub_source_fields(tmp_path):
+    """One typed record (HubSource) holds path, download, hub, revision and hub_files for every format that reads
+    files: each format parses them, refuses a misspelt one, and names `download` when the files are missing."""
+    from benchmark import data as datasets
+
+    on_disk = sorted(name for name, fmt in datasets.formats().items() if issubclass(fmt.options, HubSource))
+    assert on_disk == sorted(FORMAT_TASKS)
+    for fmt in on_disk:
+        spec = format_task(fmt, path=str(tmp_path / "absent"), download="the publisher's site", hub="org/data",
+                           revision="v1", hub_files=["test/*"])
+        source = datasets.source(spec)
+        assert (source.path, source.hub, source.revision, source.hub_files) == (str(tmp_path / "absent"), "org/data", "v1", ["test/*"])
+        with pytest.raises(ClipbenchError, match="get (it|them) from the publisher's site"):
+            datasets.load(spec, "en", tmp_path)
+        with pytest.raises(ClipbenchError, match="field 'dataset.hub_file': unknown key"):
+            datasets.validate_dataset(format_task(fmt, path="x", hub_file=["test/*"]))
+    drawn = TaskSpec(name="s", kind="classification", description="d", languages=["en"], split="test", metrics=["m"],
+                     main_score="m", dataset=DatasetSpec(format="shapes", size=4, seed=0))
+    assert datasets.source(drawn) is None  # drawn at run time: nothing to fetch
+
+
+def check_in_process(monkeypatch, capsys, *args) -> tuple[int, str]:
+    from benchmark import cli
+
+    monkeypatch.setattr(sys, "argv", ["clipbench", "data", "check", *args])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    return exit_.value.code, capsys.readouterr().out
+
+
+def test_data_root_is_an_argument_not_an_environment_write(tmp_path, monkeypatch, capsys):
+    """--data-root reaches the readers as an argument: a later command in the same process, without it, reads the
+    default root again (the CLI used to write $CLIPBENCH_DATA_ROOT, which leaked into the next command)."""
+    monkeypatch.delenv("CLIPBENCH_DATA_ROOT", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the default root, ~/clipbench-data, is empty
+    with zipfile.ZipFile(io.BytesIO(flickr30k_cn_zip())) as archive:
+        archive.extractall(tmp_path / "data")
+
+    code, out = check_in_process(monkeypatch, capsys, "flickr30k-cn", "--data-root", str(tmp_path / "data"))
+    assert code == 0 and "present" in out, out
+    assert "CLIPBENCH_DATA_ROOT" not in os.environ
+    code, out = check_in_process(monkeypatch, capsys, "flickr30k-cn")
+    assert code == 1 and "MISSING" in out and str(tmp_path / "home" / "clipbench-data" / "Flickr30k-CN") in out, out

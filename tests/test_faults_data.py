@@ -479,10 +479,10 @@ def test_prompt_file_not_utf8(tmp_path):
 
 def test_byte_order_mark_is_not_part_of_the_first_class_name(tmp_path):
     from benchmark import data as datasets
-    from benchmark.data import wds
+    from benchmark.tasks import task_from_directory
 
     root = classification_wds(tmp_path)
     names = shapes.class_names("en")
     (root / "classnames.txt").write_bytes(b"\xef\xbb\xbf" + "\n".join(names).encode())
-    loaded = datasets.load(wds.task_from_directory(root), "en")
+    loaded = datasets.load(task_from_directory(root), "en", tmp_path)  # an absolute path: the root is not read
     assert loaded.prompts.classnames == names

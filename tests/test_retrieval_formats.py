@@ -370,7 +370,6 @@ def test_flickr30k_in_chinese_is_flickr30k_cn(model, data, tmp_path, monkeypatch
     from benchmark import cli
 
     out = tmp_path / "out"
-    monkeypatch.setenv("CLIPBENCH_DATA_ROOT", "")
     monkeypatch.setattr(sys, "argv", ["clipbench", "run", *model[0], "--task", "flickr30k", "--language", "zh",
                                       "--data-root", str(data["root"]), "--output", str(out), "--num-workers", "0"])
     with pytest.raises(SystemExit) as exit_:
@@ -396,13 +395,12 @@ def test_coco_cn_follows_chinese_clip_multi_image_protocol(runs):
     check(runs, "coco-cn", "zh")
 
 
-def test_coco_cn_loader_gives_every_positive_pair(data, monkeypatch):
+def test_coco_cn_loader_gives_every_positive_pair(data):
     """The cnclip loader hands the whole text-image relation to the metric code."""
     from benchmark import data as datasets, tasks
 
-    monkeypatch.setenv("CLIPBENCH_DATA_ROOT", str(data["root"]))
-    loaded = datasets.load(tasks.task_registry().get("coco-cn"), "zh")
-    plain = datasets.load(tasks.task_registry().get("flickr30k-cn"), "zh")
+    loaded = datasets.load(tasks.task_registry().get("coco-cn"), "zh", data["root"])
+    plain = datasets.load(tasks.task_registry().get("flickr30k-cn"), "zh", data["root"])
     texts = coco_cn_texts(data["truth"]["coco-cn"])
     assert loaded.texts == [text for text, _ in texts]
     assert loaded.text_to_image.tolist() == [ids[0] for _, ids in texts]
@@ -477,7 +475,6 @@ def test_wrong_layout_is_one_clear_line(model, data, tmp_path, monkeypatch, caps
         patched.register(name, spec)
     patched.register("capivara-flickr30k", tasks.load_task_file(data["extra_tasks"] / "capivara-flickr30k.toml"))
     monkeypatch.setattr(tasks, "task_registry", lambda root=None: patched)
-    monkeypatch.setenv("CLIPBENCH_DATA_ROOT", "")  # restored after the test: the command line sets it
     task = breaker(tmp_path / "data")
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["clipbench", "run", *model[0], "--task", task, "--data-root", str(tmp_path / "data"),

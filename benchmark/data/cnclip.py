@@ -25,26 +25,18 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
-from . import Format, RetrievalData, resolve_path
+from ..specs import HubSource, TaskSpec
+from .base import Format, RetrievalData, resolve_path
 from .files import jsonl_records, layout_error
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     split_names: dict[str, str] = {"val": "valid"}
-    download: str = ""
-    hub: Optional[str] = None
-    revision: Optional[str] = None
-    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 @dataclass
@@ -115,8 +107,8 @@ def _texts(spec: TaskSpec, path: Path) -> list[tuple[str, list[int]]]:
                          "re-download the file")
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> RetrievalData:
+    root = resolve_path(options.path, data_root)
     prefix = options.split_names.get(spec.split, spec.split)
     tsv, jsonl = root / f"{prefix}_imgs.tsv", root / f"{prefix}_texts.jsonl"
     expected = [tsv.name, jsonl.name]

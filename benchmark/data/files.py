@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..errors import ClipbenchError
 from ..specs import TaskSpec
-from .text import read_text
+from ..text import read_text
 
 
 @dataclass

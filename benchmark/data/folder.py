@@ -36,20 +36,18 @@ from typing import Optional, Union
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
-from . import ClassificationData, Format, resolve_path
-from .text import check_name, read_text
+from ..specs import HubSource, TaskSpec
+from ..text import check_name, read_text
+from .base import ClassificationData, Format, resolve_path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
 LAYOUT = "<path>/<split>/<class folder>/<image files>"
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     classes: Optional[Union[list[str], str]] = None
     class_subset: Optional[list[int]] = None
     labels: Optional[str] = None
@@ -134,6 +132,11 @@ def _fail(spec: TaskSpec, problem: str, fix: str) -> ClipbenchError:
     return ClipbenchError(f"task '{spec.name}': {problem}; {fix}")
 
 
+def _get_it(options: Options) -> str:
+    where = f"get it from {options.download} and put it there" if options.download else "put the dataset there"
+    return f"{where}, pass --data-root, or set [dataset].path in the task file"
+
+
 def _is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not name.startswith(".")
 
@@ -195,13 +198,12 @@ def _identity(path) -> tuple[int, int]:
     return info.st_dev, info.st_ino
 
 
-def _single_label(spec: TaskSpec, options: Options) -> ClassificationData:
-    root = resolve_path(options.path)
+def _single_label(spec: TaskSpec, options: Options, data_root: Path) -> ClassificationData:
+    root = resolve_path(options.path, data_root)
     split_dir = root / spec.split
     layout = f"expected {LAYOUT} with <path> = {root} and <split> = {spec.split}"
     if not root.is_dir():
-        raise _fail(spec, f"dataset directory {root} does not exist ({layout})",
-                    "put the dataset there, pass --data-root, or set [dataset].path in the task file")
+        raise _fail(spec, f"dataset directory {root} does not exist ({layout})", _get_it(options))
     if not split_dir.is_dir():
         found = sorted(p.name for p in root.iterdir() if p.is_dir())
         raise _fail(spec, f"{split_dir} does not exist (folders there: {found or 'none'}; {layout})",
@@ -272,13 +274,12 @@ def _locate(spec: TaskSpec, root: Path, image: str, where: str) -> tuple[str, Op
     return image, None, (root / image).stat().st_size
 
 
-def _multi_label(spec: TaskSpec, options: Options) -> ClassificationData:
-    root = resolve_path(options.path)
+def _multi_label(spec: TaskSpec, options: Options, data_root: Path) -> ClassificationData:
+    root = resolve_path(options.path, data_root)
     index_file = root / options.labels
     layout = f"expected {index_file} with lines '<image> <label>,<label>,...' (ELEVATER's vision-datasets index)"
     if not root.is_dir():
-        raise _fail(spec, f"dataset directory {root} does not exist ({layout})",
-                    "put the dataset there, pass --data-root, or set [dataset].path in the task file")
+        raise _fail(spec, f"dataset directory {root} does not exist ({layout})", _get_it(options))
     if not index_file.is_file():
         raise _fail(spec, f"labels file {index_file} does not exist ({layout})",
                     "copy the dataset's index file there or set [dataset].labels in the task file")
@@ -310,10 +311,10 @@ def _multi_label(spec: TaskSpec, options: Options) -> ClassificationData:
     return ClassificationData(images=source, labels=np.stack(matrix), num_classes=spec.num_classes)
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> ClassificationData:
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> ClassificationData:
     if spec.kind != "classification":
         raise _fail(spec, "the 'folder' format holds classification data only", "use another format for retrieval")
-    return _multi_label(spec, options) if options.labels is not None else _single_label(spec, options)
+    return _multi_label(spec, options, data_root) if options.labels is not None else _single_label(spec, options, data_root)
 
 
 FORMAT = Format(options=Options, load=load)

@@ -25,27 +25,21 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
-from . import Format, RetrievalData, resolve_path
+from ..specs import HubSource, TaskSpec
+from ..text import read_text
+from .base import Format, RetrievalData, resolve_path
 from .files import file_images, jsonl_records, layout_error
-from .text import read_text
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     annotations: str                 # Karpathy split JSON, relative to path
     images: str = ""                 # image folder relative to path ("" when the JSON's filepath names it, as for COCO)
     language: str = "en"             # language of sentences[].raw
     captions: dict[str, str] = {}    # other languages: language -> JSONL file relative to path
     max_captions: Optional[int] = Field(default=None, gt=0)  # keep only the first N captions per image
-    download: str = ""               # where to get the files, shown when they are missing
-    hub: Optional[str] = None        # for a download command: a public mirror
-    revision: Optional[str] = None
-    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 def _expected(spec: TaskSpec, options: Options, language: str) -> list[str]:
@@ -78,8 +72,8 @@ def _translations(spec: TaskSpec, path: Path) -> dict[str, list[str]]:
     return dict(pairs)
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> RetrievalData:
+    root = resolve_path(options.path, data_root)
     annotations = root / options.annotations
     if not annotations.is_file():
         missing = str(root) if not root.is_dir() else options.annotations

@@ -16,25 +16,21 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
-from . import Format, resolve_path
+from ..specs import HubSource, TaskSpec
+from ..text import read_text
+from .base import Format, resolve_path
 from .files import file_images, jsonl_records, layout_error
-from .text import read_text
 
 COLUMNS = ("image", "title", "summary", "label", "split")
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     annotations: str
     images: str = ""
     text_field: Literal["title", "summary"] = "title"
     validation_split: str = "validation"
-    download: str = ""
 
 
 @dataclass
@@ -63,8 +59,8 @@ def _read(spec: TaskSpec, path: Path) -> pd.DataFrame:
         raise ClipbenchError(f"task '{spec.name}': {path} is not a readable CSV ({reason}); fix the file") from None
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> PairData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> PairData:
+    root = resolve_path(options.path, data_root)
     table_path = root / options.annotations
     expected = [options.annotations, f"{options.images or '.'}/<image files>"]
     if not table_path.is_file():

@@ -15,29 +15,22 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Optional
+from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
-from . import Format, RetrievalData, resolve_path
+from ..specs import HubSource, TaskSpec
+from ..text import read_text
+from .base import Format, RetrievalData, resolve_path
 from .files import file_images, layout_error
-from .text import read_text
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     annotations: str = "pracegover_400k.json"
     images: str = "images"
     split_names: dict[str, str] = {"val": "validation"}
     language: str = "pt"
-    download: str = ""
-    hub: Optional[str] = None
-    revision: Optional[str] = None
-    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 @functools.lru_cache(maxsize=4)
@@ -55,8 +48,8 @@ def _split(annotations: str, mtime: float, split: str) -> tuple[tuple[tuple[str,
     return tuple((str(r["filename"]), r["caption"].strip() if isinstance(r["caption"], str) else "") for r in records), splits
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> RetrievalData:
+    root = resolve_path(options.path, data_root)
     annotations = root / options.annotations
     expected = [options.annotations, f"{options.images}/"]
     if not annotations.is_file():

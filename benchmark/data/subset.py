@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import ClipbenchError
-from . import ClassificationData, RetrievalData
+from .base import ClassificationData, RetrievalData
 
 
 @dataclass

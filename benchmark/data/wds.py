@@ -29,25 +29,20 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
 from ..prompts import Prompts, check
-from ..specs import DatasetSpec, TaskSpec
-from . import ClassificationData, Format, RetrievalData, resolve_path
-from .text import check_name, decode, read_text
+from ..specs import HubSource, TaskSpec
+from ..text import check_name, decode, read_text
+from .base import ClassificationData, Format, RetrievalData, resolve_path
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 LABEL_EXTENSIONS = ("cls", "npy", "txt")
 END_OF_ARCHIVE = 1024  # two zero blocks close every tar; tarfile reads a file without them as a shorter one
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
-    hub: str | None = None  # e.g. clip-benchmark/wds_cifar10, for `clipbench data download`
-    revision: str | None = None
-    hub_files: list[str] | None = None  # allow_patterns, e.g. ["test/*", "*.txt"]
+class Options(HubSource):
+    """The shared source fields only: the rest is in the directory itself (see the module note)."""
 
 
 @dataclass
@@ -256,9 +251,14 @@ def _multilabels(samples: list[dict], num_classes: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def load(spec: TaskSpec, options: Options, language: str):
-    root = resolve_path(options.path)
-    shards = _check_root(root, spec.split)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path):
+    root = resolve_path(options.path, data_root)
+    try:
+        shards = _check_root(root, spec.split)
+    except ClipbenchError as missing:
+        if options.download and not root.is_dir():
+            raise ClipbenchError(f"{missing}; get it from {options.download}") from None
+        raise
     kind = dataset_type(root)
     samples = scan(shards)
     entries = []
@@ -304,27 +304,11 @@ def load(spec: TaskSpec, options: Options, language: str):
     return ClassificationData(images=source_images, labels=labels_array, num_classes=len(prompts.classnames), prompts=prompts)
 
 
-def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
-    root = root.resolve()
+def describe_directory(root: Path, split: str) -> tuple[str, list[str]]:
+    """(dataset type, languages) of a directory in CLIP_benchmark's layout; an error when it is not in it."""
     _check_root(root, split)
-    raw_type = dataset_type(root)
-    kind = "retrieval" if raw_type == "retrieval" else "classification"
-    from ..kinds import METRICS_BY_KIND
-
-    metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "roc_auc")]
-
-    name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-.") or "local"
-    return TaskSpec(
-        name=name,
-        kind=kind,
-        description=f"local directory {root}",
-        languages=[directory_language(root)] if kind == "retrieval" else directory_languages(root),
-        split=split,
-        metrics=metrics,
-        main_score=metrics[0] if kind == "classification" else "mean_recall",
-        dataset=DatasetSpec(format="wds", path=str(root)),
-        source_file=str(root),
-    )
+    kind = dataset_type(root)
+    return kind, [directory_language(root)] if kind == "retrieval" else directory_languages(root)
 
 
 FORMAT = Format(options=Options, load=load)

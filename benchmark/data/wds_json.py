@@ -19,29 +19,22 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ..errors import ClipbenchError
-from ..specs import TaskSpec
-from . import Format, RetrievalData, resolve_path
+from ..specs import HubSource, TaskSpec
+from ..text import decode
+from .base import Format, RetrievalData, resolve_path
 from .files import layout_error
-from .text import decode
 from .wds import IMAGE_EXTENSIONS, TarImages, _check_root, scan
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
+class Options(HubSource):
     shards: str = ""                 # glob relative to path ({split} is replaced); "" = <split>/nshards.txt layout
     source_language: str = "en"      # the untranslated captions
     translation: Literal["google", "marian", "all"] = "google"
-    download: str = ""
-    hub: Optional[str] = None
-    revision: Optional[str] = None
-    hub_files: Optional[list[str]] = None  # allow_patterns for `clipbench data download`
 
 
 def _shards(spec: TaskSpec, options: Options, root: Path) -> list[Path]:
@@ -81,8 +74,8 @@ def _captions(spec: TaskSpec, options: Options, sample: dict, language: str) -> 
     return captions
 
 
-def load(spec: TaskSpec, options: Options, language: str) -> RetrievalData:
-    root = resolve_path(options.path)
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> RetrievalData:
+    root = resolve_path(options.path, data_root)
     samples = scan(_shards(spec, options, root), metadata=("json",))
     entries, texts, owners = [], [], []
     digest = hashlib.sha256()

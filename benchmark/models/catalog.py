@@ -106,7 +106,7 @@ def user_specs(path: Path) -> list[ModelSpec]:
     """Extra models from a TOML file ($CLIPBENCH_MODELS): one [[model]] table per ModelSpec."""
     from pydantic import ValidationError
 
-    from ..tasks import describe_validation_error, read_toml
+    from ..specs import describe_validation_error, read_toml
 
     if not path.is_file():
         raise ClipbenchError(f"CLIPBENCH_MODELS points at {path}, which does not exist; fix or unset it")

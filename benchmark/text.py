@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ClipbenchError
+from .errors import ClipbenchError
 
 
 def decode(data: bytes, where: str) -> str:
