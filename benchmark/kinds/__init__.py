@@ -11,118 +11,21 @@ Importing this package is cheap (no torch, no sklearn): the task loader and the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..specs import TaskSpec
+from . import classification, pair, retrieval
+from .base import Column, Kind, Metric, Outcome, Queries, bootstrap, measure, no_check
 
 if TYPE_CHECKING:
     from ..embed import ImageEmbeddingCache
     from ..models.base import Encoder
-    from ..prompts import Prompts
 
+__all__ = ["Column", "Kind", "Metric", "Outcome", "Queries", "KINDS", "METRICS_BY_KIND", "bootstrap",
+           "check", "evaluate", "measure", "no_check", "unknown_metric"]
 
-@dataclass(frozen=True)
-class Column:
-    """A per-query outcome (a top-1 hit, a rank, a predicted label): one row per query of the query set
-    `queries`, computed once from the kind's scores."""
-
-    name: str
-    queries: str
-    compute: Callable[[dict], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A metric: `aggregate` turns the per-query outcomes it `reads` (all queries, or a bootstrap resample,
-    passed in `reads` order) into one number."""
-
-    name: str
-    reads: tuple[Column, ...]
-    aggregate: Callable[..., float]
-    higher_is_better: bool = True
-
-
-@dataclass
-class Outcome:
-    """One evaluation: the metric values, the per-query outcomes they came from, and facts for the record."""
-
-    n_images: int
-    n_texts: int
-    image_seconds: float = 0.0
-    images_cached: bool = False
-    n_classes: int | None = None
-    prompts: Prompts | None = None
-    extra: dict | None = None  # kind-specific facts worth recording (pair scoring: text field, threshold)
-    metrics: dict[str, float] = field(default_factory=dict)
-    queries: Queries | None = None  # for --bootstrap
-
-
-Scoring = Callable[..., "tuple[dict, Outcome]"]
-
-
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    metrics: tuple[Metric, ...]  # the only list of this kind's metric names
-    # query set -> its size from the scores. The bootstrap draws each set with replacement, independently,
-    # in this order (the order of the random draws is part of the result: keep it).
-    query_sets: dict[str, Callable[[dict], int]]
-    # (task, data, language) -> None; raises ClipbenchError. Runs for every job before the model loads.
-    check: Callable[[TaskSpec, Any, str], None]
-    # (task, data, encoder, image cache, language, batch size, workers) -> (scores the columns read, Outcome)
-    score: Scoring
-
-    def metric(self, name: str) -> Metric:
-        for metric in self.metrics:
-            if metric.name == name:
-                return metric
-        raise ValueError(unknown_metric(self.name, [name]))
-
-    def metric_names(self) -> tuple[str, ...]:
-        return tuple(metric.name for metric in self.metrics)
-
-
-@dataclass(frozen=True)
-class Queries:
-    """The per-query outcomes of one evaluation that its metrics read, and those metrics."""
-
-    metrics: tuple[Metric, ...]
-    sizes: dict[str, int]  # query set -> number of queries, in the kind's draw order
-    columns: dict[str, tuple[str, np.ndarray]]  # column name -> (query set, one row per query)
-
-    def values(self) -> dict[str, float]:
-        return {m.name: m.aggregate(*(self.columns[c.name][1] for c in m.reads)) for m in self.metrics}
-
-    def resample(self, rng: np.random.Generator) -> Queries:
-        """The same number of queries of each set, drawn with replacement (the gallery stays fixed)."""
-        drawn = {name: rng.integers(0, n, n) for name, n in self.sizes.items()}
-        return Queries(self.metrics, self.sizes,
-                       {name: (queries, rows[drawn[queries]]) for name, (queries, rows) in self.columns.items()})
-
-
-def measure(kind: Kind, scores: dict, names: list[str]) -> Queries:
-    """The per-query outcomes that the metrics `names` read, each column computed once."""
-    chosen = tuple(kind.metric(name) for name in names)
-    needed = {column.name: column for metric in chosen for column in metric.reads}
-    return Queries(chosen, {name: size(scores) for name, size in kind.query_sets.items()},
-                   {name: (column.queries, column.compute(scores)) for name, column in needed.items()})
-
-
-def bootstrap(queries: Queries, draws: int, seed: int) -> dict:
-    """Evaluation uncertainty from the stored per-query outcomes: resample the queries, recompute every metric,
-    report the standard error and the 95% percentile interval. Nothing is re-embedded."""
-    rng = np.random.default_rng(seed)
-    samples = [queries.resample(rng).values() for _ in range(draws)]
-    values = {name: np.array([s[name] for s in samples]) for name in samples[0]}
-    return {
-        "n": draws,
-        "seed": seed,
-        "stderr": {name: float(v.std(ddof=1)) for name, v in values.items()},
-        "ci95": {name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for name, v in values.items()},
-    }
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (classification.KIND, retrieval.KIND, pair.KIND)}
+METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for name, kind in KINDS.items()}
 
 
 def evaluate(task: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache, language: str,
@@ -146,14 +49,3 @@ def unknown_metric(kind: str, metrics: list[str]) -> str | None:
         if metric not in allowed:
             return f"metric '{metric}' is not one of the {kind} metrics {allowed}"
     return None
-
-
-def no_check(task: TaskSpec, data, language: str) -> None:
-    """For kinds whose data needs no check beyond what its reader does."""
-
-
-# The kind modules build their records from the classes above, so they are imported after them.
-from . import classification, pair, retrieval  # noqa: E402
-
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (classification.KIND, retrieval.KIND, pair.KIND)}
-METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for name, kind in KINDS.items()}

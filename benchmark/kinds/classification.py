@@ -18,7 +18,7 @@ from .. import metrics, prompts as prompt_files
 from ..errors import ClipbenchError
 from ..prompts import Prompts
 from ..specs import TaskSpec
-from . import Column, Kind, Metric, Outcome
+from .base import Column, Kind, Metric, Outcome
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import metrics
 from ..specs import TaskSpec
-from . import Column, Kind, Metric, Outcome, no_check
+from .base import Column, Kind, Metric, Outcome, no_check
 
 # scores: {"test": (pairs,) float64 scores, "labels": (pairs,) 0/1, "threshold": the validation median}
 SCORES = Column("score", "test pairs", lambda s: s["test"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import metrics
 from ..specs import TaskSpec
-from . import Column, Kind, Metric, Outcome, no_check
+from .base import Column, Kind, Metric, Outcome, no_check
 
 # scores: {"t2i": (texts,) and "i2t": (images,) zero-based rank of the first correct item, capped at max(KS)}
 T2I = Column("t2i_rank", "texts", lambda s: s["t2i"].numpy())
