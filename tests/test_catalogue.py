@@ -97,11 +97,11 @@ def test_babel_imagenet_subset():
 
 @pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream JSON copies not available")
 def test_converter_reproduces_the_committed_files():
-    from benchmark.prompts_convert import generate
+    from benchmark.dev.prompts_convert import generate
 
     root = PROMPTS.parent
     for rel, text in generate(UPSTREAM).items():
-        assert (root / rel).read_text(encoding="utf-8") == text, f"{rel} differs: run python -m benchmark.prompts_convert"
+        assert (root / rel).read_text(encoding="utf-8") == text, f"{rel} differs: run python -m benchmark.dev.prompts_convert"
 
 
 # ---------------------------------------------------------------------------------------------- fixtures

@@ -114,7 +114,7 @@ def test_offline_without_cache_is_one_clear_line(name, tmp_path):
 def test_registered_parameter_counts_are_those_of_the_architectures():
     """The counts `list models` shows before any weights are cached come from building each architecture (on
     the meta device, from its hub configuration) and counting; the bundled model is counted from its file."""
-    from benchmark.models import sizes
+    from benchmark.dev import sizes
 
     counted = sizes.registered()
     assert set(counted) == set(HUB_MODELS)

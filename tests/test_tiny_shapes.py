@@ -118,7 +118,7 @@ def test_weights_are_loaded(loaded):
 
 
 def test_tokenizer(loaded):
-    from benchmark.train_tiny import all_texts
+    from benchmark.dev.train_tiny import all_texts
 
     model, _, tokenizer = loaded
     texts = all_texts()
@@ -134,7 +134,7 @@ def test_tokenizer(loaded):
 def test_zero_shot_smoke(loaded):
     import torch
 
-    from benchmark.train_tiny import zero_shot_classifier
+    from benchmark.dev.train_tiny import zero_shot_classifier
 
     model, preprocess, tokenizer = loaded
     samples = shapes.classification_samples(48, seed=1234)
@@ -155,7 +155,7 @@ def test_training_is_deterministic(tmp_path):
     import subprocess
     import sys
 
-    script = ("import sys; from pathlib import Path; from benchmark.train_tiny import train\n"
+    script = ("import sys; from pathlib import Path; from benchmark.dev.train_tiny import train\n"
               "for name, seed in (('a', 1), ('b', 1), ('c', 2)):\n"
               "    train(Path(sys.argv[1]) / name, steps=4, batch_size=16, pool_size=64, seed=seed)\n")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,

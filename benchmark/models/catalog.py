@@ -25,7 +25,7 @@ def specs() -> list[ModelSpec]:
             id=f"local-dir:{weights_dir('tiny-shapes')}",
             languages=["en", "pt", "zh"],
             licence="MIT",
-            notes="bundled: a tiny ViT trained by `python -m benchmark.train_tiny` on drawn shapes",
+            notes="bundled: a tiny ViT trained by `python -m benchmark.dev.train_tiny` on drawn shapes",
         ),
         ModelSpec(
             name="capivara",
@@ -34,7 +34,7 @@ def specs() -> list[ModelSpec]:
             languages=["pt"],
             licence="MIT",
             context_length=77,
-            parameters=366_121_473,  # python -m benchmark.models.sizes
+            parameters=366_121_473,  # python -m benchmark.dev.sizes
             notes="CAPIVARA (arXiv:2310.13683): OpenCLIP ViT-B/32 + XLM-R base fine-tuned on Portuguese captions",
         ),
         ModelSpec(
@@ -44,7 +44,7 @@ def specs() -> list[ModelSpec]:
             languages=["en", "pt", "zh"],
             licence="MIT",
             context_length=77,
-            parameters=366_121_473,  # python -m benchmark.models.sizes
+            parameters=366_121_473,  # python -m benchmark.dev.sizes
             notes="open_clip xlm-roberta-base-ViT-B-32 / laion5b_s13b_b90k, read from the repository that tag points at; CAPIVARA's baseline",
         ),
         ModelSpec(
@@ -54,7 +54,7 @@ def specs() -> list[ModelSpec]:
             languages=["en"],
             licence="MIT",
             context_length=77,
-            parameters=149_620_737,  # python -m benchmark.models.sizes
+            parameters=149_620_737,  # python -m benchmark.dev.sizes
             notes="OpenCLIP ViT-B/16 trained on LAION-2B",
         ),
         ModelSpec(
@@ -64,7 +64,7 @@ def specs() -> list[ModelSpec]:
             languages=["en", "zh"],
             licence="CreativeML OpenRAIL-M",
             context_length=77,
-            parameters=864_186_113,  # python -m benchmark.models.sizes
+            parameters=864_186_113,  # python -m benchmark.dev.sizes
             notes="AltCLIPModel + AltCLIPProcessor: CLIP ViT-L/14 image tower, XLM-R large text tower ([CLS] pooled)",
         ),
         ModelSpec(
@@ -74,7 +74,7 @@ def specs() -> list[ModelSpec]:
             languages=["en"],
             licence="not stated on the model card",
             context_length=77,
-            parameters=427_616_513,  # python -m benchmark.models.sizes
+            parameters=427_616_513,  # python -m benchmark.dev.sizes
             notes="CLIPModel ViT-L/14 fine-tuned on news thumbnails (CFT-CLIP); base: openai-vit-l14",
         ),
         ModelSpec(
@@ -85,7 +85,7 @@ def specs() -> list[ModelSpec]:
             languages=["en"],
             licence="MIT (openai/CLIP repository)",
             context_length=77,
-            parameters=427_616_513,  # python -m benchmark.models.sizes
+            parameters=427_616_513,  # python -m benchmark.dev.sizes
             notes="OpenAI CLIP ViT-L/14 (224 px)",
         ),
         ModelSpec(
@@ -96,7 +96,7 @@ def specs() -> list[ModelSpec]:
             languages=["en"],
             licence="MIT (openai/CLIP repository)",
             context_length=77,
-            parameters=151_277_313,  # python -m benchmark.models.sizes
+            parameters=151_277_313,  # python -m benchmark.dev.sizes
             notes="OpenAI CLIP ViT-B/32",
         ),
     ]

@@ -1,6 +1,6 @@
 """Parameter counts of the registered architectures, counted from the architectures themselves.
 
-    python -m benchmark.models.sizes
+    python -m benchmark.dev.sizes
 
 Each model is built on PyTorch's meta device (shapes only: no memory, no weights, no network) from the
 configuration its hub repository serves, written out here because the hub is not reachable from every
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from .base import count_parameters as _count
+from ..models.base import count_parameters as _count
 
 # transformers CLIPConfig of openai/clip-vit-large-patch14 (and of humane-lab/CFT-CLIP, fine-tuned from it)
 VIT_L14_VISION = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,

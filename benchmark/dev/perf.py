@@ -1,4 +1,4 @@
-"""Measurements behind the notes: `python -m benchmark.perf [--device cuda] [--precision bf16]`.
+"""Measurements behind the notes: `python -m benchmark.dev.perf [--device cuda] [--precision bf16]`.
 
 1. Retrieval metrics on random embeddings of MS-COCO 5k size (25,000 captions x 5,000 images): time,
    and peak memory of our chunked top-k versus the size of CLIP_benchmark's queries x k x gallery one-hot.
@@ -21,7 +21,7 @@ def peak_rss_mib() -> float:
 
 
 def retrieval(device: torch.device, n_images=5000, per_image=5, dim=512, chunk=1024) -> None:
-    from . import metrics
+    from .. import metrics
 
     gen = torch.Generator().manual_seed(0)
     images = F.normalize(torch.randn(n_images, dim, generator=gen), dim=-1).to(device)
@@ -42,10 +42,10 @@ def retrieval(device: torch.device, n_images=5000, per_image=5, dim=512, chunk=1
 
 
 def embedding(device: torch.device, precision: str, workers: list[int], batch_size: int) -> None:
-    from . import data as datasets, models
-    from .embed import embed_images
-    from .paths import DEFAULT_DATA_ROOT
-    from .tasks import task_registry
+    from .. import data as datasets, models
+    from ..embed import embed_images
+    from ..paths import DEFAULT_DATA_ROOT
+    from ..tasks import task_registry
 
     task = task_registry().get("shapes")
     source = datasets.load(task, "en", DEFAULT_DATA_ROOT).images  # drawn at run time: the root is not read
@@ -60,8 +60,8 @@ def embedding(device: torch.device, precision: str, workers: list[int], batch_si
 
 
 def classifier(device: torch.device, precision: str) -> None:
-    from . import models, prompts
-    from .embed import build_classifier
+    from .. import models, prompts
+    from ..embed import build_classifier
 
     encoder = models.load(models.resolve("tiny-shapes"), device, precision)
     shapes = prompts.load("shapes", "en")

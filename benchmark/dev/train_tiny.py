@@ -1,7 +1,7 @@
 """Train the bundled tiny CLIP-style model ``tiny-shapes`` on procedural shapes (CPU, a few minutes).
 
-    python -m benchmark.train_tiny [--out DIR] [--steps N]
-    python -m benchmark.train_tiny --eval-only [--out DIR]
+    python -m benchmark.dev.train_tiny [--out DIR] [--steps N]
+    python -m benchmark.dev.train_tiny --eval-only [--out DIR]
 
 The output directory is a regular open_clip ``local-dir`` model::
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from benchmark.data import shapes
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = PACKAGE_DIR / "weights" / "tiny-shapes"
 PROMPTS_DIR = PACKAGE_DIR.parent / "prompts"
 
@@ -403,7 +403,7 @@ def evaluate(model_dir: Path | str = DEFAULT_OUT, verbose: bool = True) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark.train_tiny", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmark.dev.train_tiny", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     ap.add_argument("--steps", type=int, default=2800)
     ap.add_argument("--batch-size", type=int, default=64)
