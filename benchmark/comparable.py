@@ -1,9 +1,9 @@
 """Which results may be averaged: the one check that every command that aggregates (table, plot, compare,
 baseline save) goes through.
 
-Results of one (group, task, language) are the checkpoints (or seeds) of one model, averaged to mean ± std.
-That is only a number if they were evaluated alike: on the same images (the dataset fingerprint, which for a
-`--limit` subset hashes the chosen images), with the same prompts, and on the same `--limit`.
+Results of one `Key` (group, task, language) are the checkpoints (or seeds) of one model, averaged to
+mean ± std. That is only a number if they were evaluated alike: on the same images (the dataset fingerprint,
+which for a `--limit` subset hashes the chosen images), with the same prompts, and on the same `--limit`.
 """
 
 from __future__ import annotations
@@ -11,30 +11,22 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .errors import ClipbenchError
+from .results import Key, Result
 
 
-def group_of(result: dict) -> str:
-    return result["model"].get("group") or result["model"]["name"]
+def _limit(result: Result):
+    return None if result.limit is None else (result.limit.n, result.limit.seed)
 
 
-def member_of(result: dict) -> tuple[str, object]:
-    return (result["model"].get("checkpoint_name") or result["model"]["name"], result.get("seed"))
-
-
-def _limit(result: dict):
-    limit = result.get("limit")
-    return None if not limit else (limit.get("n"), limit.get("seed"))
-
-
-# (name shown to the user, key in a baseline entry, how to read it from a result)
+# (name shown to the user, field of a baseline entry, how to read it from a result)
 ASPECTS = (
     ("--limit", "limit", _limit),  # first: a subset also changes the fingerprint, and this says why
-    ("dataset.fingerprint", "fingerprint", lambda r: (r.get("dataset") or {}).get("fingerprint")),
-    ("prompts.sha256", "prompts_sha256", lambda r: (r.get("prompts") or {}).get("sha256")),
+    ("dataset.fingerprint", "fingerprint", lambda r: r.dataset.fingerprint),
+    ("prompts.sha256", "prompts_sha256", lambda r: r.prompts.sha256 if r.prompts else None),
 )
 
 
-def evaluated_as(result: dict) -> dict:
+def evaluated_as(result: Result) -> dict:
     """The facts that must agree for two results to be averaged or compared, keyed as in a baseline entry."""
     return {key: get(result) for _, key, get in ASPECTS}
 
@@ -47,20 +39,20 @@ def _short(value) -> str:
     return str(value)[:16]
 
 
-def _label(result: dict) -> str:
-    name, seed = member_of(result)
+def _label(result: Result) -> str:
+    name, seed = result.member
     return name if seed is None else f"{name} (seed {seed})"
 
 
 FORCE_HINT = "or pass --force to average them anyway"
 
 
-def collect(results: list[dict], force: bool = False, hint: str = FORCE_HINT) -> dict[tuple[str, str, str], list[dict]]:
-    """Results by (group, task, language). Refuses the same member twice, and (unless `force`) members that
-    were not evaluated alike; `hint` is the way out offered by the command (`--force` where it has one)."""
-    grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+def collect(results: list[Result], force: bool = False, hint: str = FORCE_HINT) -> dict[Key, list[Result]]:
+    """Results by their `Key`. Refuses the same member twice, and (unless `force`) members that were not
+    evaluated alike; `hint` is the way out offered by the command (`--force` where it has one)."""
+    grouped: dict[Key, list[Result]] = defaultdict(list)
     for result in results:
-        grouped[(group_of(result), result["task"], result["language"])].append(result)
+        grouped[result.key].append(result)
     for (group, task, language), members in grouped.items():
         # unlike results first: two subsets of one checkpoint are not "the same file given twice"
         if not force and len(members) > 1:
@@ -73,9 +65,9 @@ def collect(results: list[dict], force: bool = False, hint: str = FORCE_HINT) ->
                         f"alike, {hint}.")
         seen = set()
         for result in members:
-            if member_of(result) in seen:
-                name, seed = member_of(result)
+            if result.member in seen:
+                name, seed = result.member
                 raise ClipbenchError(f"two results for '{name}' of group '{group}' on {task} [{language}] (seed {seed}); "
                                      "pass each result file once, or give separate runs different --group names")
-            seen.add(member_of(result))
+            seen.add(result.member)
     return grouped

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .comparable import collect, group_of
+from .columns import cell, choose_columns
+from .comparable import collect
 from .errors import ClipbenchError
 from .outputs import check_folder, write_atomic_with
-from .results import slug
-from .table import stat, suite_stat
+from .reference import Column
+from .result_names import slug
+from .results import Result
 
 DPI = 100
 
@@ -36,37 +38,9 @@ def _figure(size: tuple[int, int]):
     return figure
 
 
-def _columns(grouped: dict, metric: str) -> list[tuple[str, str, str | None, str]]:
-    """(label, language, task or None, metric) per plotted column; suites with a complete group come last."""
-    pairs = sorted({(task, lang) for (_, task, lang) in grouped})
-    languages: dict[str, set] = {}
-    for task, lang in pairs:
-        languages.setdefault(task, set()).add(lang)
-    columns = []
-    for task, lang in pairs:
-        members = next(m for (_, t, l), m in grouped.items() if t == task and l == lang)
-        name = members[0]["main_score"] if metric == "main" else metric
-        if any(r["metrics"].get(name) is not None for (_, t, l), ms in grouped.items() if t == task and l == lang for r in ms):
-            columns.append((f"{task}/{lang}" if len(languages[task]) > 1 else task, lang, task, name))
-    if metric == "main":
-        from .tasks import suite_registry
-
-        groups = {g for (g, _, _) in grouped}
-        for name, suite in suite_registry().items():
-            for lang in sorted({lang for _, lang in pairs}):
-                if any(suite_stat(grouped, g, suite.tasks, lang) for g in groups):
-                    columns.append((f"{name} average/{lang}", lang, None, name))
-    return columns
-
-
-def _cell(grouped: dict, group: str, column) -> object:
-    label, lang, task, name = column
-    if task is None:
-        from .tasks import suite_registry
-
-        return suite_stat(grouped, group, suite_registry().get(name).tasks, lang)
-    members = grouped.get((group, task, lang))
-    return stat(members, name) if members else None
+def _label(column: Column) -> str:
+    """A column's name on the heat map: the task (task/lang), or the suite's average in a language."""
+    return f"{column.suite} average/{column.language}" if column.suite else column.group or column.label
 
 
 def _save(figure, path: Path) -> Path:
@@ -127,29 +101,26 @@ def heatmap(groups: list[str], labels: list[str], values: np.ndarray, title: str
     return _save(figure, path)
 
 
-def plot(results: list[dict], output: Path, metric: str = "main", force: bool = False) -> list[Path]:
+def plot(results: list[Result], output: Path, metric: str = "main", force: bool = False) -> list[Path]:
     """Write bar_<task>_<lang>.png per task and heatmap.png under `output`; return the paths."""
     if not results:
         raise ClipbenchError("no result files given; run 'clipbench run' first", exit_code=2)
     grouped = collect(results, force)
-    columns = _columns(grouped, metric)
-    if not columns:
-        raise ClipbenchError(f"no result has the metric '{metric}'", exit_code=2)
-    groups = sorted({group_of(r) for r in results})
+    columns = choose_columns(grouped, "main" if metric == "main" else [metric])
+    groups = sorted({key.group for key in grouped})
     output = Path(output)
     check_folder(output, "--output")
     paths, matrix = [], np.full((len(groups), len(columns)), np.nan)
     for c, column in enumerate(columns):
-        label, lang, task, name = column
-        cells = [_cell(grouped, g, column) for g in groups]
-        for r, cell in enumerate(cells):
-            if cell is not None:
-                matrix[r, c] = 100 * cell.mean
-        if task is not None:
-            shown = name if metric != "main" else f"{name} (main score)"
-            paths.append(bar_chart(groups, cells, f"{task} [{lang}]: {shown}", f"{name} (%)",
-                                   output / f"bar_{slug(task)}_{lang}.png"))
+        cells = [cell(grouped, g, column) for g in groups]
+        for r, found in enumerate(cells):
+            if found is not None:
+                matrix[r, c] = 100 * found.mean
+        if column.task is not None:
+            shown = column.metric if metric != "main" else f"{column.metric} (main score)"
+            paths.append(bar_chart(groups, cells, f"{column.task} [{column.language}]: {shown}", f"{column.metric} (%)",
+                                   output / f"bar_{slug(column.task)}_{column.language}.png"))
     what = "main score" if metric == "main" else metric
-    paths.append(heatmap(groups, [c[0] for c in columns], matrix, f"Zero-shot {what} per task (%)", f"{what} (%)",
+    paths.append(heatmap(groups, [_label(c) for c in columns], matrix, f"Zero-shot {what} per task (%)", f"{what} (%)",
                          output / "heatmap.png"))
     return paths

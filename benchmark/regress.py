@@ -10,28 +10,24 @@ import pandas as pd
 
 from .comparable import ASPECTS, collect, evaluated_as
 from .errors import ClipbenchError
-from .results import BASELINE_KIND, BaselineEntry, load_json, read_all, validated
+from .results import BASELINE_KIND, BaselineEntry, Result, load_json, read_all, validated
 from .outputs import write_json_atomic
 
 # baseline save and compare have no --force: a number that averages unlike results must not reach a baseline
 APART = "or pass only results that were evaluated alike (move the others to another folder)"
 
 
-def summarise(results: list[dict]) -> list[dict]:
-    """One entry per (group, task, language): the main score (mean over checkpoints), what it was evaluated on
-    (dataset fingerprint, prompts, --limit: see benchmark.comparable) and, when a single result carries a
-    bootstrap, its 95% interval."""
+def summarise(results: list[Result]) -> list[BaselineEntry]:
+    """One entry per `Key` (group, task, language): the main score (mean over checkpoints), what it was
+    evaluated on (dataset fingerprint, prompts, --limit: see benchmark.comparable) and, when a single result
+    carries a bootstrap, its 95% interval."""
     entries = []
-    for (group, task, language), members in sorted(collect(results, hint=APART).items()):
-        metric = members[0]["main_score"]
-        values = [m["metrics"][metric] for m in members]
-        boot = members[0].get("bootstrap") if len(members) == 1 else None
-        entries.append({
-            "group": group, "task": task, "language": language, "main_score": metric,
-            "value": float(np.mean(values)), "n_checkpoints": len(members),
-            "ci95": (boot.get("ci95") or {}).get(metric) if boot else None,
-            **evaluated_as(members[0]),
-        })
+    for key, members in sorted(collect(results, hint=APART).items()):
+        metric = members[0].main_score
+        entries.append(BaselineEntry(
+            group=key.group, task=key.task, language=key.language, main_score=metric,
+            value=float(np.mean([m.metrics[metric] for m in members])), n_checkpoints=len(members),
+            ci95=members[0].interval(metric) if len(members) == 1 else None, **evaluated_as(members[0])))
     return entries
 
 
@@ -41,11 +37,11 @@ def save_baseline(paths: list[Path], output: Path) -> Path:
         raise ClipbenchError(f"no result files found in {', '.join(map(str, paths))}; run 'clipbench run' first")
     payload = {"schema_version": 1, "kind": BASELINE_KIND,
                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "entries": summarise(results)}
+               "entries": [entry.model_dump(exclude_unset=True) for entry in summarise(results)]}
     return write_json_atomic(output, payload, "--output")
 
 
-def _baseline_file(path: Path, payload: dict) -> list[dict]:
+def _baseline_file(path: Path, payload: dict) -> list[BaselineEntry]:
     fix = "regenerate it with 'clipbench baseline save'"
     version = payload.get("schema_version", 0)
     if not isinstance(version, int):
@@ -63,7 +59,7 @@ def _baseline_file(path: Path, payload: dict) -> list[dict]:
     return out
 
 
-def load_baseline(path: Path) -> list[dict]:
+def load_baseline(path: Path) -> list[BaselineEntry]:
     """A baseline file, or a folder/file of result JSONs used as the baseline. One without entries is refused:
     a comparison with nothing passes whatever the run."""
     if path.is_file():
@@ -79,41 +75,36 @@ def load_baseline(path: Path) -> list[dict]:
     return entries
 
 
-def _differs(new: dict, old: dict) -> list[str]:
-    """The aspects a baseline entry records (older baselines record none) that differ in the run."""
-    return [what for what, key, _ in ASPECTS if key in old and _plain(old[key]) != _plain(new.get(key))]
+def _differs(new: BaselineEntry, old: BaselineEntry) -> list[str]:
+    """The aspects the baseline entry records (baselines saved before issue 8 record none) that differ in the run."""
+    return [what for what, key, _ in ASPECTS if key in old.model_fields_set and getattr(old, key) != getattr(new, key)]
 
 
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value  # a limit read back from JSON is a list
-
-
-def compare(current: list[dict], baseline: list[dict], tolerance: float = 0.0, use_ci: bool = False) -> tuple[pd.DataFrame, bool]:
+def compare(current: list[BaselineEntry], baseline: list[BaselineEntry], tolerance: float = 0.0, use_ci: bool = False) -> tuple[pd.DataFrame, bool]:
     """A row per (group, task, language) in either side of two entry lists (`summarise`, `load_baseline`), and
     whether any main score regressed, went missing or was measured differently from the baseline."""
-    now = {(e["group"], e["task"], e["language"]): e for e in current}
-    before = {(e["group"], e["task"], e["language"]): e for e in baseline}
+    now = {entry.key: entry for entry in current}
+    before = {entry.key: entry for entry in baseline}
     rows, failed = [], False
     for key in sorted(set(now) | set(before)):
         new, old = now.get(key), before.get(key)
-        row = {"model": key[0], "task": key[1], "lang": key[2],
-               "metric": (new or old)["main_score"],
-               "baseline": old["value"] if old else None, "current": new["value"] if new else None}
+        row = {"model": key.group, "task": key.task, "lang": key.language, "metric": (new or old).main_score,
+               "baseline": old.value if old else None, "current": new.value if new else None}
         if old is None:
             status = "new"
         elif new is None:
             status, failed = "MISSING", True
-        elif new["main_score"] != old["main_score"]:
+        elif new.main_score != old.main_score:
             status, failed = "MAIN SCORE CHANGED", True
         elif _differs(new, old):  # other images, prompts or --limit: the two numbers do not measure one thing
             status, failed = "NOT COMPARABLE", True
         else:
-            floor = old["value"] - tolerance
-            if use_ci and old.get("ci95"):
-                floor = min(floor, old["ci95"][0])
-            if new["value"] < floor:
+            floor = old.value - tolerance
+            if use_ci and old.ci95:
+                floor = min(floor, old.ci95[0])
+            if new.value < floor:
                 status, failed = "REGRESSION", True
-            elif new["value"] > old["value"] + tolerance:
+            elif new.value > old.value + tolerance:
                 status = "improved"
             else:
                 status = "ok"

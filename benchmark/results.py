@@ -1,82 +1,164 @@
-"""The result file: one JSON per measurement, schema-versioned, written atomically, validated when read."""
+"""The result record: one JSON file per measurement, a typed model (`Result`, in the manner of MTEB's
+`TaskResult`), schema-versioned, written atomically, validated and migrated when read.
+
+`clipbench run` builds a `Result` and writes it; table, plot, compare and baseline save read files back as
+`Result`s. Older schema versions become the current shape in one place (`_upgrade`), nowhere else.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ClipbenchError
 from .outputs import write_json_atomic
+from .result_names import result_name
 
 SCHEMA_VERSION = 1
 BASELINE_KIND = "clipbench-baseline"
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
+# ---------------------------------------------------------------------------------------------- the record
+
+class Key(NamedTuple):
+    """What results are grouped by, everywhere: the checkpoints (or seeds) of one model group on one task in
+    one language are one table cell, one bar, one baseline entry."""
+
+    group: str
+    task: str
+    language: str
 
 
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+class Part(BaseModel):
+    """A part of the record. Keys it does not declare are kept and written back, not refused: the model's
+    provenance has backend-specific keys (`pretrained` for open_clip, `class` for transformers), a newer
+    clipbench may add fields without a new schema_version (only a change an older reader would misread bumps
+    it), and a hand-made file may carry a note. What a reader uses is declared and typed; what decides which
+    results are averaged together is required or cross-checked (dataset fingerprint, prompts, --limit)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
-def _name_part(text: str) -> str:
-    """A file-name-safe form of `text`. Names that are not plain ASCII would lose letters (two Chinese names can
-    both become `model`), so they carry a short hash of the full name."""
-    kept = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
-    return kept if text.isascii() and kept else f"{kept or 'model'}.{_short_hash(text)}"
+class ModelInfo(Part):
+    name: str
+    group: Optional[str] = None
+    checkpoint_name: Optional[str] = None
+    # then the encoder's provenance as it gives it (backend, id, revision, checkpoint and its sha256, parameters)
 
 
-def _is_registered(task: str, task_file: str | None) -> bool:
-    """Whether `task` is the registered task of that name (its name alone identifies it)."""
-    if not task_file:
-        return True
-    from .tasks import task_registry
-
-    registry = task_registry()
-    return task in registry and Path(registry.get(task).source_file).resolve() == Path(task_file).resolve()
-
-
-def result_name(group: str, checkpoint: str | None, task: str, task_file: str | None, variant: str | None,
-                language: str, limit: int | None, seed: int | None) -> Path:
-    """<group>/[<checkpoint>/]<task>[.<where>][.<variant>].<language>[.limit<N>][.seed<S>].json
-
-    Everything that makes a measurement different is in the name, so that no result replaces another: a task
-    that is not a registered task file (a dataset folder, a task file given by path) adds a short hash of its
-    resolved location (`<where>`), as two folders can share a base name; a `--limit` subset adds its size."""
-    folder = Path(_name_part(group))
-    if checkpoint:
-        folder = folder / _name_part(checkpoint)
-    where = "" if _is_registered(task, task_file) else f".{_short_hash(str(Path(task_file).resolve()))}"
-    parts = [f"{slug(task)}{where}"]
-    if variant:
-        parts.append(slug(variant))
-    parts.append(language)
-    if limit is not None:
-        parts.append(f"limit{limit}")
-    if seed is not None:
-        parts.append(f"seed{seed}")
-    return folder / (".".join(parts) + ".json")
+class DatasetInfo(Part):
+    format: Optional[str] = None
+    location: Optional[str] = None
+    fingerprint: str
+    n_images: Optional[int] = None
+    n_texts: Optional[int] = None
+    n_classes: Optional[int] = None
+    task_file: Optional[str] = None
+    details: Optional[dict[str, Any]] = None  # facts of one kind (pair scoring: text field, threshold); absent if none
 
 
-def result_path(output: Path, result: dict) -> Path:
-    model, dataset = result["model"], result.get("dataset") or {}
-    return Path(output) / result_name(
-        model.get("group") or model["name"], model.get("checkpoint_name"), result["task"], dataset.get("task_file"),
-        result.get("variant"), result["language"], (result.get("limit") or {}).get("n"), result.get("seed"))
+class PromptsInfo(Part):
+    origin: Optional[str] = None
+    sha256: str
+    n_templates: Optional[int] = None
 
 
-def identity(result: dict) -> tuple:
-    """What one measurement is of: two results with the same identity are the same measurement, repeated."""
-    model = result["model"]
-    return (model.get("group") or model["name"], model.get("checkpoint_name"), result["task"], result.get("variant"),
-            result["language"], (result.get("limit") or {}).get("n"), result.get("seed"))
+class Bootstrap(Part):
+    n: Optional[int] = None  # draws
+    seed: Optional[int] = None
+    stderr: dict[str, Optional[float]] = {}
+    ci95: dict[str, Optional[tuple[float, float]]] = {}
+
+
+class Limit(Part):
+    n: int
+    seed: Optional[int] = None
+
+
+class RunInfo(Part):
+    clipbench_version: Optional[str] = None
+    git_commit: Optional[str] = None
+    device: Optional[str] = None
+    precision: Optional[str] = None
+    batch_size: Optional[int] = None
+    num_workers: Optional[int] = None
+    versions: Optional[dict[str, Optional[str]]] = None
+    started_at: Optional[str] = None
+    wall_seconds: Optional[float] = None
+    image_seconds: Optional[float] = None
+    images_per_second: Optional[float] = None  # None when the image embeddings were reused
+    image_embeddings_reused: Optional[bool] = None
+
+
+class Result(Part):
+    """One measurement. The fields are written in this order; a field is written only when it was set, so
+    that a record writes back what it was built or read with (`dataset.details` only for kinds that have it).
+    Provenance that hand-made files may lack (`split`, `run`, most of `dataset`) is optional when read."""
+
+    schema_version: int
+    task: str
+    kind: str
+    language: str
+    split: Optional[str] = None
+    variant: Optional[str] = None  # pair scoring: the text field
+    main_score: str
+    metrics: dict[str, Optional[float]]
+    seed: Optional[int] = None
+    bootstrap: Optional[Bootstrap] = None
+    limit: Optional[Limit] = None
+    model: ModelInfo
+    dataset: DatasetInfo
+    prompts: Optional[PromptsInfo]  # required; null for tasks without prompts
+    run: Optional[RunInfo] = None
+
+    @property
+    def group(self) -> str:
+        return self.model.group or self.model.name
+
+    @property
+    def key(self) -> Key:
+        return Key(self.group, self.task, self.language)
+
+    @property
+    def member(self) -> tuple[str, Optional[int]]:
+        """Which member of its group this is: the checkpoint (or the model) and the seed."""
+        return (self.model.checkpoint_name or self.model.name, self.seed)
+
+    @property
+    def identity(self) -> tuple:
+        """What the measurement is of: two results with the same identity are the same measurement, repeated."""
+        return (self.group, self.model.checkpoint_name, self.task, self.variant, self.language,
+                self.limit.n if self.limit else None, self.seed)
+
+    def interval(self, metric: str) -> Optional[tuple[float, float]]:
+        """The bootstrap 95% interval of `metric`, when the run drew one."""
+        return self.bootstrap.ci95.get(metric) if self.bootstrap else None
+
+    def payload(self) -> dict:
+        # python mode, not json: a NaN metric (Spearman of constant scores) stays NaN as before, not null
+        return self.model_dump(exclude_unset=True)
+
+    def write(self, path: Path) -> Path:
+        return write_atomic(path, self.payload())
+
+    @classmethod
+    def from_disk(cls, path: Path) -> "Result":
+        """A result file given by name: it must be one."""
+        payload = load_json(path)
+        why = not_a_result(payload)
+        if why:
+            raise ClipbenchError(f"{path}: {why}")
+        return check_result(path, payload)
+
+
+def result_path(output: Path, result: Result) -> Path:
+    return Path(output) / result_name(result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
+                                      result.variant, result.language, result.limit.n if result.limit else None,
+                                      result.seed)
 
 
 def describe_identity(ident: tuple) -> str:
@@ -91,54 +173,11 @@ def write_atomic(path: Path, payload: dict) -> Path:
     return write_json_atomic(path, payload, "--output")
 
 
-# ---------------------------------------------------------------------------------------------- reading
+class BaselineEntry(Part):
+    """One entry of a baseline file (`clipbench baseline save`): a group's main score on a task, and what it
+    was evaluated on. Baselines saved before issue 8 lack `limit`, `fingerprint` and `prompts_sha256`: an
+    aspect is compared only when the entry records it (`model_fields_set`)."""
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="allow")  # readers ignore fields they do not use
-
-
-class _Model(_Part):
-    name: str
-    group: Optional[str] = None
-    checkpoint_name: Optional[str] = None
-
-
-class _Dataset(_Part):
-    fingerprint: str
-
-
-class _Prompts(_Part):
-    sha256: str
-
-
-class _Bootstrap(_Part):
-    ci95: dict[str, Optional[tuple[float, float]]] = {}
-
-
-class _Limit(_Part):
-    n: int
-    seed: Optional[int] = None
-
-
-class ResultFile(_Part):
-    """The fields of a result file that the readers (table, plot, compare, baseline save) use."""
-
-    schema_version: int
-    task: str
-    kind: str
-    language: str
-    main_score: str
-    metrics: dict[str, Optional[float]]
-    seed: Optional[int] = None
-    variant: Optional[str] = None
-    limit: Optional[_Limit] = None
-    bootstrap: Optional[_Bootstrap] = None
-    model: _Model
-    dataset: _Dataset
-    prompts: Optional[_Prompts]  # required; null for tasks without prompts
-
-
-class BaselineEntry(_Part):
     group: str
     task: str
     language: str
@@ -146,7 +185,16 @@ class BaselineEntry(_Part):
     value: float
     n_checkpoints: int = 1
     ci95: Optional[tuple[float, float]] = None
+    limit: Optional[tuple[int, Optional[int]]] = None  # (n, seed) of a --limit subset
+    fingerprint: Optional[str] = None
+    prompts_sha256: Optional[str] = None
 
+    @property
+    def key(self) -> Key:
+        return Key(self.group, self.task, self.language)
+
+
+# ---------------------------------------------------------------------------------------------- reading
 
 def _fields(error: ValidationError) -> str:
     parts = []
@@ -158,9 +206,9 @@ def _fields(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validated(model: type[BaseModel], payload: dict, where: str, fix: str) -> dict:
+def validated(model: type[BaseModel], payload: dict, where: str, fix: str):
     try:
-        return model.model_validate(payload).model_dump()
+        return model.model_validate(payload)
     except ValidationError as exc:
         raise ClipbenchError(f"{where}: {_fields(exc)}; {fix}") from None
 
@@ -181,36 +229,44 @@ def not_a_result(payload) -> str | None:
     return None
 
 
-def check_result(path: Path, payload: dict) -> dict:
+# Older shapes of the record become the current one here and nowhere else: MIGRATIONS[v] turns a version-v
+# payload into version v + 1. A change an older reader would misread (a field renamed, or its meaning changed)
+# bumps SCHEMA_VERSION and adds its step. Every file clipbench has written is version 1: no step yet.
+FIRST_VERSION = 1
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+REGENERATE = "regenerate it with 'clipbench run'"
+
+
+def _upgrade(path: Path, payload: dict) -> dict:
     version = payload["schema_version"]
-    if not isinstance(version, int):
-        raise ClipbenchError(f"{path}: field 'schema_version': not an integer; regenerate it with 'clipbench run'")
+    if type(version) is not int:  # noqa: E721 - a bool is an int to isinstance
+        raise ClipbenchError(f"{path}: field 'schema_version': not an integer; {REGENERATE}")
     if version > SCHEMA_VERSION:
         raise ClipbenchError(f"{path}: schema_version {version} is newer than this clipbench understands ({SCHEMA_VERSION}); upgrade clipbench")
-    fix = "regenerate it with 'clipbench run'"
-    result = validated(ResultFile, payload, str(path), fix)
-    if result["metrics"].get(result["main_score"]) is None:
-        raise ClipbenchError(f"{path}: field 'metrics.{result['main_score']}': missing (the main score); {fix}")
+    if version < FIRST_VERSION:
+        raise ClipbenchError(f"{path}: schema_version {version} was never written by clipbench (it writes "
+                             f"{FIRST_VERSION} to {SCHEMA_VERSION}); {REGENERATE}")
+    for step in range(version, SCHEMA_VERSION):
+        payload = {**MIGRATIONS[step](payload), "schema_version": step + 1}
+    return payload
+
+
+def check_result(path: Path, payload: dict) -> Result:
+    result = validated(Result, _upgrade(path, payload), str(path), REGENERATE)
+    if result.metrics.get(result.main_score) is None:
+        raise ClipbenchError(f"{path}: field 'metrics.{result.main_score}': missing (the main score); {REGENERATE}")
     return result
-
-
-def read(path: Path) -> dict:
-    payload = load_json(path)
-    why = not_a_result(payload)
-    if why:
-        raise ClipbenchError(f"{path}: {why}")
-    return check_result(path, payload)
 
 
 def _note(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def read_all(paths: list[Path], note=_note) -> list[dict]:
+def read_all(paths: list[Path], note=_note) -> list[Result]:
     """Result files, and the result files found in folders (recursively). In a folder, JSON files that are not
     result files at all (a baseline saved there, a config) are skipped with a note; a file given by name must
     be a result file, and a result file with missing fields is an error either way."""
-    results: list[dict] = []
+    results: list[Result] = []
     for path in map(Path, paths):
         if path.is_dir():
             for file in sorted(p for p in path.rglob("*.json") if p.is_file()):
@@ -221,7 +277,7 @@ def read_all(paths: list[Path], note=_note) -> list[dict]:
                     continue
                 results.append(check_result(file, payload))
         elif path.is_file():
-            results.append(read(path))
+            results.append(Result.from_disk(path))
         else:
             raise ClipbenchError(f"{path} does not exist; pass result files or folders")
     return results

@@ -18,7 +18,9 @@ from .kinds import Outcome, bootstrap, evaluate
 from .models.base import check_precision, pick_device
 from .paths import DEFAULT_DATA_ROOT, git_commit
 from .outputs import check_file, check_folder
-from .results import SCHEMA_VERSION, describe_identity, identity, result_name, write_atomic
+from .result_names import result_name
+from .results import (SCHEMA_VERSION, Bootstrap, DatasetInfo, Limit, ModelInfo, PromptsInfo, Result, RunInfo,
+                      describe_identity)
 from .specs import DatasetSpec, ModelSpec, TaskSpec
 
 
@@ -145,8 +147,8 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
 def _check_replaceable(path: Path, ours: tuple) -> None:
     """A rerun of one measurement replaces its own file; a file there from another measurement stays."""
     try:
-        earlier = identity(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        earlier = Result.model_validate(json.loads(path.read_text(encoding="utf-8"))).identity
+    except (OSError, ValueError):  # not JSON, or not a result (a pydantic ValidationError is a ValueError)
         return  # nothing there, or not a result file: nothing to lose
     if earlier != ours:
         raise ClipbenchError(f"{path} holds another measurement ({describe_identity(earlier)}) than this run would "
@@ -154,57 +156,34 @@ def _check_replaceable(path: Path, ours: tuple) -> None:
 
 
 def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, outcome: Outcome,
-                options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None) -> dict:
+                options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None) -> Result:
     fresh = not outcome.images_cached and outcome.image_seconds > 0
     seed = recorded_seed(options)
-    checkpoint = checkpoint_name(model, options, checkpoint)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "task": task.name,
-        "kind": task.kind,
-        "language": language,
-        "split": task.split,
-        "variant": variant_of(task, data),
-        "main_score": task.main_score,
-        "metrics": outcome.metrics,
-        "seed": seed,
-        "bootstrap": bootstrap(outcome.queries, options.bootstrap, seed) if options.bootstrap else None,
-        "limit": {"n": options.limit, "seed": seed} if options.limit else None,
-        "model": {"name": model.name, "group": options.group or model.name, "checkpoint_name": checkpoint, **encoder.info},
-        "dataset": {
-            "format": task.dataset.format,
-            "location": data.images.location,
-            "fingerprint": data.images.fingerprint,
-            "n_images": outcome.n_images,
-            "n_texts": outcome.n_texts,
-            "n_classes": outcome.n_classes,
-            "task_file": task.source_file,
-            **({"details": outcome.extra} if outcome.extra else {}),
-        },
-        "prompts": None if outcome.prompts is None else {
-            "origin": outcome.prompts.origin,
-            "sha256": outcome.prompts.sha256,
-            "n_templates": len(outcome.prompts.templates),
-        },
-        "run": {
-            "clipbench_version": __version__,
-            "git_commit": git_commit(),
-            "device": str(encoder.device),
-            "precision": encoder.precision,
-            "batch_size": options.batch_size,
-            "num_workers": options.num_workers,
-            "versions": versions(),
-            "started_at": started.isoformat(timespec="seconds"),
-            "wall_seconds": round(wall, 4),
-            "image_seconds": round(outcome.image_seconds, 4),
-            "images_per_second": round(outcome.n_images / outcome.image_seconds, 2) if fresh else None,
-            "image_embeddings_reused": outcome.images_cached,
-        },
-    }
+    return Result(
+        schema_version=SCHEMA_VERSION, task=task.name, kind=task.kind, language=language, split=task.split,
+        variant=variant_of(task, data), main_score=task.main_score, metrics=outcome.metrics, seed=seed,
+        bootstrap=Bootstrap(**bootstrap(outcome.queries, options.bootstrap, seed)) if options.bootstrap else None,
+        limit=Limit(n=options.limit, seed=seed) if options.limit else None,
+        model=ModelInfo(name=model.name, group=options.group or model.name,
+                        checkpoint_name=checkpoint_name(model, options, checkpoint), **encoder.info),
+        dataset=DatasetInfo(
+            format=task.dataset.format, location=data.images.location, fingerprint=data.images.fingerprint,
+            n_images=outcome.n_images, n_texts=outcome.n_texts, n_classes=outcome.n_classes,
+            task_file=task.source_file, **({"details": outcome.extra} if outcome.extra else {})),
+        prompts=None if outcome.prompts is None else PromptsInfo(
+            origin=outcome.prompts.origin, sha256=outcome.prompts.sha256, n_templates=len(outcome.prompts.templates)),
+        run=RunInfo(
+            clipbench_version=__version__, git_commit=git_commit(), device=str(encoder.device),
+            precision=encoder.precision, batch_size=options.batch_size, num_workers=options.num_workers,
+            versions=versions(), started_at=started.isoformat(timespec="seconds"), wall_seconds=round(wall, 4),
+            image_seconds=round(outcome.image_seconds, 4),
+            images_per_second=round(outcome.n_images / outcome.image_seconds, 2) if fresh else None,
+            image_embeddings_reused=outcome.images_cached),
+    )
 
 
 def run(model_name: str, task_names: list[str], languages: list[str], options: RunOptions,
-        pretrained: str | None = None, echo=print) -> list[dict]:
+        pretrained: str | None = None, echo=print) -> list[Result]:
     if options.batch_size < 1:
         raise ClipbenchError("--batch-size must be at least 1", exit_code=2)
     if options.num_workers < 0:
@@ -245,7 +224,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
             outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers)
             result = make_result(spec, encoder, task, lang, data, outcome, options, started,
                                  time.perf_counter() - t0, checkpoint)
-            path = write_atomic(paths[(checkpoint, task.name, lang, task.source_file)], result)
+            path = result.write(paths[(checkpoint, task.name, lang, task.source_file)])
             label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
             echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
             results.append(result)

@@ -2,30 +2,26 @@
 
 `run_table`: the table printed after `clipbench run` (a row per model, task and language).
 `build_table` (rendered by benchmark.render): paper-style tables. Rows are model groups (several checkpoints of one group show
-as mean ± std), columns are tasks (or task × metric), suites get an "Average" column, the best value of a column
-is bold, missing cells show "–". Published rows (`reference=`) and paper layouts (`layout=`) come from
+as mean ± std), columns are tasks (or task × metric), suites get an "Average" column (the columns and cells come
+from benchmark.columns, as the plots' do), the best value of a column is bold, missing cells show "–". Published rows (`reference=`) and paper layouts (`layout=`) come from
 benchmark.reference.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .comparable import collect, member_of
+from .columns import Stat, cell as cell_of, choose_columns
+from .comparable import collect
 from .errors import ClipbenchError
 from .kinds import METRICS_BY_KIND
-from .reference import KNOWN_METRICS, Column, Reference, RefModel, layout as get_layout, load as load_reference
+from .reference import Reference, RefModel, layout as get_layout, load as load_reference
+from .results import Result
 
-# Std over the checkpoints (training runs) of a group. CAPIVARA's README says "we report the average and standard
-# deviation for 3 runs" without saying which std; its repository (hiaac-nlp/CAPIVARA) does not hold the
-# aggregation: clip_pt/src/evaluate/zero_shot_elevater.py and zero_shot_retrieval*.py append one line per run to a
-# text file and the recipes/*.sh only launch runs. With no code to copy we use numpy's default, ddof=0
-# (population std, what `np.std(values)` gives). Change it here and nowhere else.
-STD_DDOF = 0
 DASH = "–"
 FORMATS = ("markdown", "latex", "csv", "html")
 
@@ -34,78 +30,36 @@ def percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * value:.2f}"
 
 
-def _interval(result: dict) -> str:
+def _interval(result: Result) -> str:
     """The bootstrap 95% interval of the main score, in percent, or '-' without --bootstrap."""
-    ci = ((result.get("bootstrap") or {}).get("ci95") or {}).get(result["main_score"])
+    ci = result.interval(result.main_score)
     return f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "-"
 
 
-def run_table(results: list[dict], fmt: str = "github") -> str:
+def run_table(results: list[Result], fmt: str = "github") -> str:
     """The table printed after `clipbench run`: a row per (model, task, language), a column per metric."""
     blocks = []
     for kind, names in METRICS_BY_KIND.items():
-        rows = [r for r in results if r["kind"] == kind]
+        rows = [r for r in results if r.kind == kind]
         if not rows:
             continue
-        shown = [n for n in names if any(n in r["metrics"] for r in rows)]
+        shown = [n for n in names if any(n in r.metrics for r in rows)]
         frame = pd.DataFrame(
             [
                 {
-                    "model": r["model"]["name"],
-                    "task": r["task"],
-                    "lang": r["language"],
-                    **{n: percent(r["metrics"].get(n)) for n in shown},
-                    **({"main 95% CI": _interval(r)} if any(r.get("bootstrap") for r in rows) else {}),
-                    "images": r["dataset"]["n_images"],
-                    "img/s": f"{r['run']['images_per_second']:.0f}" if r["run"].get("images_per_second") else "cached",
+                    "model": r.model.name,
+                    "task": r.task,
+                    "lang": r.language,
+                    **{n: percent(r.metrics.get(n)) for n in shown},
+                    **({"main 95% CI": _interval(r)} if any(r.bootstrap for r in rows) else {}),
+                    "images": r.dataset.n_images,
+                    "img/s": f"{r.run.images_per_second:.0f}" if r.run.images_per_second else "cached",
                 }
                 for r in rows
             ]
         )
         blocks.append(frame.to_markdown(index=False, tablefmt=fmt, disable_numparse=True))
     return "\n\n".join(blocks)
-
-
-# ------------------------------------------------------------------------------------------- aggregation
-
-@dataclass
-class Stat:
-    """One cell: mean over the members (checkpoints/seeds) of a group, std when there are several, the bootstrap
-    95% interval when there is one member that carries it. Fractions."""
-
-    mean: float
-    std: float | None = None
-    n: int = 1
-    ci95: tuple[float, float] | None = None
-    members: dict = field(default_factory=dict)
-
-
-def stat(members: list[dict], metric: str) -> Stat | None:
-    values = {member_of(r): float(r["metrics"][metric]) for r in members if r["metrics"].get(metric) is not None}
-    if not values:
-        return None
-    array = np.array(list(values.values()))
-    boot = members[0].get("bootstrap") if len(values) == 1 else None
-    ci = (boot or {}).get("ci95", {}).get(metric)
-    return Stat(float(array.mean()), float(array.std(ddof=STD_DDOF)) if len(array) > 1 else None, len(array),
-                tuple(ci) if ci else None, values)
-
-
-def suite_stat(grouped: dict, group: str, tasks: list[str], language: str) -> Stat | None:
-    """The plain mean of the members' main scores; per checkpoint (then mean ± std) when every member task
-    has the same checkpoints, else the mean of the task means."""
-    per_task = []
-    for task in tasks:
-        members = grouped.get((group, task, language))
-        cell = stat(members, members[0]["main_score"]) if members else None
-        if cell is None:
-            return None
-        per_task.append(cell)
-    keys = set(per_task[0].members)
-    if len(keys) > 1 and all(set(c.members) == keys for c in per_task):
-        averages = np.array([np.mean([c.members[k] for c in per_task]) for k in sorted(keys, key=str)])
-        return Stat(float(averages.mean()), float(averages.std(ddof=STD_DDOF)), len(averages))
-    return Stat(float(np.mean([c.mean for c in per_task])), None, min(c.n for c in per_task))
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -129,52 +83,6 @@ class Table:
     std: pd.DataFrame
     title: str = ""
     decimals: int = 2
-
-
-def _main_metric(task: str, grouped: dict) -> str:
-    for (_, t, _), members in grouped.items():
-        if t == task:
-            return members[0]["main_score"]
-    from .tasks import task_registry
-
-    return task_registry().get(task).main_score
-
-
-def _default_columns(grouped: dict, metrics, published: list) -> list[Column]:
-    wanted = ["main"] if metrics == "main" else list(metrics)
-    unknown = [m for m in wanted if m != "main" and m not in KNOWN_METRICS]
-    if unknown:
-        raise ClipbenchError(f"unknown metric {', '.join(unknown)}; use main or one of {', '.join(sorted(KNOWN_METRICS))}", exit_code=2)
-    pairs = sorted({(t, lang) for (_, t, lang) in grouped} or {(p.task, p.language) for p in published if p.task})
-    languages = defaultdict(set)
-    for task, lang in pairs:
-        languages[task].add(lang)
-    present = {(t, lang, m) for (_, t, lang), members in grouped.items() for r in members for m in r["metrics"]}
-    present |= {p.column for p in published}
-    columns = []
-    for task, lang in pairs:
-        label = f"{task}/{lang}" if len(languages[task]) > 1 else task
-        for name in wanted:
-            metric = _main_metric(task, grouped) if name == "main" else name
-            if (task, lang, metric) in present and all(c.key != (task, lang, metric) for c in columns):
-                columns.append(Column(label if metrics == "main" else metric, task, None, lang, metric,
-                                      "" if metrics == "main" else label))
-    if "main" in wanted:
-        from .tasks import suite_registry
-
-        groups = {g for (g, _, _) in grouped}
-        suites = []
-        for name, suite in suite_registry().items():
-            for lang in sorted({lang for _, lang in pairs}):
-                if any(suite_stat(grouped, g, suite.tasks, lang) for g in groups) or \
-                        any(p.column == (f"suite:{name}", lang, "main") for p in published if not grouped):
-                    suites.append((name, lang))
-        for name, lang in suites:
-            label = "Average" if len(suites) == 1 else f"Average ({name}/{lang})"
-            columns.append(Column(label, None, name, lang, "main", "" if metrics == "main" else label))
-    if not columns:
-        raise ClipbenchError(f"no result has the metric(s) {', '.join(wanted)}", exit_code=2)
-    return columns
 
 
 def _rows(groups: list[str], labels_from: Reference | None, reference: Reference | None) -> list[Row]:
@@ -201,7 +109,7 @@ def _cell_text(cell: Stat | None, decimals: int) -> str:
     return f"{text} ± {100 * cell.std:.{decimals}f}" if cell.std is not None else text
 
 
-def build_table(results: list[dict], metrics="main", layout: str | None = None, reference: str | Reference | None = None,
+def build_table(results: list[Result], metrics="main", layout: str | None = None, reference: str | Reference | None = None,
                 force: bool = False, decimals: int | None = None) -> Table:
     """Rows = model groups (and published rows), columns = tasks (task/lang when a task has several languages),
     or task × metric when `metrics` is a list; see the module docstring."""
@@ -217,23 +125,18 @@ def build_table(results: list[dict], metrics="main", layout: str | None = None, 
         except ClipbenchError:
             labels_from = None  # labels are a nicety; the layout still works without its reference file
     published = list(ref.values) if ref else []
-    columns = [c.resolved() for c in chosen.columns] if chosen else _default_columns(grouped, metrics, published)
+    columns = [c.resolved() for c in chosen.columns] if chosen else choose_columns(grouped, metrics, published)
     decimals = decimals if decimals is not None else (chosen.decimals if chosen else 2)
 
-    from .tasks import suite_registry
-
     cells: dict[tuple[int, tuple], Stat] = {}
-    rows = _rows(sorted({g for (g, _, _) in grouped}), labels_from, ref)
+    rows = _rows(sorted({key.group for key in grouped}), labels_from, ref)
     for i, row in enumerate(rows):
         for col in columns:
             if row.is_published:
                 hit = next((p for p in published if p.model == row.published and p.column == col.key), None)
                 cell = hit and Stat(hit.value, hit.std if row.published.runs > 1 else None, row.published.runs)
-            elif col.suite:
-                cell = suite_stat(grouped, row.group, suite_registry().get(col.suite).tasks, col.language)
             else:
-                members = grouped.get((row.group, col.task, col.language))
-                cell = stat(members, col.metric) if members else None
+                cell = cell_of(grouped, row.group, col)
             if cell is not None:
                 cells[(i, col.key)] = cell
     keep = [i for i in range(len(rows)) if any((i, c.key) in cells for c in columns)]

@@ -22,7 +22,7 @@ import pytest
 
 from benchmark.data import shapes
 from benchmark.errors import ClipbenchError
-from benchmark.results import result_name, result_path, write_atomic
+from benchmark.results import Result, result_name, result_path, write_atomic
 from benchmark.tasks import task_registry
 from helpers import clipbench, write_wds
 
@@ -149,7 +149,7 @@ def test_same_named_and_non_ascii_folders_get_their_own_files(data, runs):
         ["data.HASH.en.json"] * 3 + ["local.HASH.en.json"] * 2
     printed = re.findall(r"-> (\S+)", runs["full_run"].stderr)
     assert sorted(printed) == [str(p) for p in written]  # each line names its own file
-    assert all(result_path(runs["full_dir"], json.loads(p.read_text())) == p for p in written)  # planned = named
+    assert all(result_path(runs["full_dir"], Result.from_disk(p)) == p for p in written)  # planned = named
 
 
 def test_two_jobs_writing_one_file_are_refused_before_the_model_loads(tmp_path, never_loads):
@@ -277,6 +277,9 @@ HOSTILE = {
     "metric not a number": (lambda r: r["metrics"].update(acc1="high"), "field 'metrics.acc1'"),
     "no fingerprint": (lambda r: r["dataset"].pop("fingerprint"), "field 'dataset.fingerprint': missing"),
     "schema_version text": (lambda r: r.update(schema_version="1"), "field 'schema_version'"),
+    # before the typed record these two were read as version 1
+    "schema_version true": (lambda r: r.update(schema_version=True), "field 'schema_version': not an integer"),
+    "schema_version 0": (lambda r: r.update(schema_version=0), "schema_version 0 was never written by clipbench"),
 }
 
 

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmark.columns import STD_DDOF
 from benchmark.errors import ClipbenchError
-from benchmark.plot import bar_chart_size, heatmap_size
+from benchmark.plot import bar_chart_size, heatmap_size, plot
 from benchmark.reference import load as load_reference
 from benchmark.render import render
-from benchmark.table import STD_DDOF, build_table
+from benchmark.results import Result
+from benchmark.table import build_table
 from benchmark.tasks import suite_registry, task_registry
 from helpers import clipbench
 
@@ -30,10 +32,10 @@ ELEVATER = suite_registry().get("elevater").tasks
 # ------------------------------------------------------------------------------------------ synthetic results
 
 def result(group, task, language, metrics, checkpoint=None, seed=None, fingerprint=None, prompts_sha=None, bootstrap=None):
-    """A result JSON in the shape of benchmark.run.make_result (schema_version 1); values are fractions."""
+    """A result record in the shape of benchmark.run.make_result (schema_version 1); values are fractions."""
     spec = TASKS.get(task)
     name = checkpoint or group
-    return {
+    return Result.model_validate({
         "schema_version": 1, "task": task, "kind": spec.kind, "language": language, "split": spec.split,
         "main_score": spec.main_score, "metrics": dict(metrics), "seed": seed, "bootstrap": bootstrap, "limit": None,
         "model": {"name": name, "group": group, "checkpoint_name": checkpoint, "backend": "open_clip"},
@@ -44,7 +46,7 @@ def result(group, task, language, metrics, checkpoint=None, seed=None, fingerpri
         "run": {"clipbench_version": "test", "git_commit": None, "device": "cpu", "precision": "fp32", "batch_size": 1,
                 "num_workers": 0, "versions": {}, "started_at": "2024-01-01T00:00:00+00:00", "wall_seconds": 0.1,
                 "image_seconds": 0.1, "images_per_second": None, "image_embeddings_reused": False},
-    }
+    })
 
 
 def checkpoint_values(mean_pct, std_pct, n=3):
@@ -58,9 +60,7 @@ def checkpoint_values(mean_pct, std_pct, n=3):
 
 def write(folder: Path, results) -> Path:
     for i, r in enumerate(results):
-        path = folder / f"{i:04d}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(r))
+        r.write(folder / f"{i:04d}.json")
     return folder
 
 
@@ -287,13 +287,27 @@ def test_task_metric_columns_and_languages():
         build_table(runs, metrics=["accuracy"])
 
 
+def test_plots_choose_the_columns_the_tables_do(tmp_path):
+    """One column selection (benchmark.columns) for both: a bar chart per table column, a misspelt metric named as
+    such (before, plot said that no result had it)."""
+    runs = small_runs() + [result("alpha", "imagenet1k", "pt", {"acc1": 0.4}), result("alpha", "imagenet1k", "en", {"acc1": 0.6})]
+    expected = {"acc1": {"cifar-10": "en", "imagenet1k/en": "en", "imagenet1k/pt": "pt", "mnist": "en"},
+                "acc5": {"cifar-10": "en"}}
+    for metric, columns in expected.items():
+        assert [task for task, _ in build_table(runs, metrics=[metric]).frame.columns] == list(columns)
+        bars = sorted(p.name for p in plot(runs, tmp_path / metric, metric) if p.name != "heatmap.png")
+        assert bars == sorted(f"bar_{task.split('/')[0]}_{lang}.png" for task, lang in columns.items())
+    with pytest.raises(ClipbenchError, match="unknown metric accuracy; use main or one of"):
+        plot(runs, tmp_path / "typo", "accuracy")
+
+
 def test_checkpoints_average_to_mean_and_std():
     values = [0.7955, 0.7956, 0.7957]
     runs = [result("g", "flickr30k", "en", {"mean_recall": v}, checkpoint=f"c{i}") for i, v in enumerate(values)]
     table = build_table(runs)
     assert table.frame.iloc[0, 0] == f"79.56 ± {100 * np.std(values, ddof=STD_DDOF):.2f}"
     assert table.std.iloc[0, 0] == pytest.approx(np.std(values, ddof=STD_DDOF))
-    assert STD_DDOF == 0  # CAPIVARA does not say; numpy's default (see benchmark/table.py)
+    assert STD_DDOF == 0  # CAPIVARA does not say; numpy's default (see benchmark/columns.py)
 
 
 def test_suite_average_column():

@@ -1,0 +1,54 @@
+"""Where a result is written: the file name holds everything that makes one measurement differ from another."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def _name_part(text: str) -> str:
+    """A file-name-safe form of `text`. Names that are not plain ASCII would lose letters (two Chinese names can
+    both become `model`), so they carry a short hash of the full name."""
+    kept = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+    return kept if text.isascii() and kept else f"{kept or 'model'}.{_short_hash(text)}"
+
+
+def _is_registered(task: str, task_file: str | None) -> bool:
+    """Whether `task` is the registered task of that name (its name alone identifies it)."""
+    if not task_file:
+        return True
+    from .tasks import task_registry
+
+    registry = task_registry()
+    return task in registry and Path(registry.get(task).source_file).resolve() == Path(task_file).resolve()
+
+
+def result_name(group: str, checkpoint: str | None, task: str, task_file: str | None, variant: str | None,
+                language: str, limit: int | None, seed: int | None) -> Path:
+    """<group>/[<checkpoint>/]<task>[.<where>][.<variant>].<language>[.limit<N>][.seed<S>].json
+
+    Everything that makes a measurement different is in the name, so that no result replaces another: a task
+    that is not a registered task file (a dataset folder, a task file given by path) adds a short hash of its
+    resolved location (`<where>`), as two folders can share a base name; a `--limit` subset adds its size."""
+    folder = Path(_name_part(group))
+    if checkpoint:
+        folder = folder / _name_part(checkpoint)
+    where = "" if _is_registered(task, task_file) else f".{_short_hash(str(Path(task_file).resolve()))}"
+    parts = [f"{slug(task)}{where}"]
+    if variant:
+        parts.append(slug(variant))
+    parts.append(language)
+    if limit is not None:
+        parts.append(f"limit{limit}")
+    if seed is not None:
+        parts.append(f"seed{seed}")
+    return folder / (".".join(parts) + ".json")
