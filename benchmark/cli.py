@@ -47,7 +47,7 @@ def run(
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
-    from .table import run_table
+    from .report.table import run_table
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
                          data_root=_data_root(data_root))
@@ -114,7 +114,7 @@ def baseline_save(results: List[Path] = typer.Argument(..., help="Result files o
                   output: Path = typer.Option(..., "--output", "-o", help="Baseline JSON to write.")):
     """Write the main scores of RESULTS as a baseline file."""
     from .outputs import check_file
-    from .regress import save_baseline
+    from .report.regress import save_baseline
 
     check_file(output, "--output")
     typer.echo(f"baseline written to {save_baseline(results, output)}")
@@ -130,7 +130,7 @@ def compare(
 ):
     """Diff RESULTS against a baseline; exit 1 when a main score drops by more than the tolerance."""
     from .outputs import check_file, write_failed
-    from .regress import compare as diff, load_baseline, none_shared, render, summarise
+    from .report.regress import compare as diff, load_baseline, none_shared, render, summarise
     from .results import read_all
 
     if tolerance < 0:
@@ -172,8 +172,8 @@ def table(
     """Paper-style table of RESULTS: a row per model group (mean ± std over checkpoints), a column per task."""
     from .outputs import check_file, write_text_atomic
     from .results import read_all
-    from .render import render
-    from .table import build_table
+    from .report.render import render
+    from .report.table import build_table
 
     if output is not None:
         check_file(output, "--output")
@@ -195,7 +195,7 @@ def plot(
 ):
     """PNG figures of RESULTS: a bar chart per task (error bars: std over checkpoints or bootstrap 95% CI) and a heat map."""
     from .outputs import check_folder
-    from .plot import plot as draw
+    from .report.plot import plot as draw
     from .results import read_all
 
     check_folder(output, "--output")

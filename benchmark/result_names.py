@@ -22,27 +22,18 @@ def _name_part(text: str) -> str:
     return kept if text.isascii() and kept else f"{kept or 'model'}.{_short_hash(text)}"
 
 
-def _is_registered(task: str, task_file: str | None) -> bool:
-    """Whether `task` is the registered task of that name (its name alone identifies it)."""
-    if not task_file:
-        return True
-    from .tasks import task_registry
-
-    registry = task_registry()
-    return task in registry and Path(registry.get(task).source_file).resolve() == Path(task_file).resolve()
-
-
-def result_name(group: str, checkpoint: str | None, task: str, task_file: str | None, variant: str | None,
+def result_name(group: str, checkpoint: str | None, task: str, location: str | None, variant: str | None,
                 language: str, limit: int | None, seed: int | None) -> Path:
     """<group>/[<checkpoint>/]<task>[.<where>][.<variant>].<language>[.limit<N>][.seed<S>].json
 
     Everything that makes a measurement different is in the name, so that no result replaces another: a task
     that is not a registered task file (a dataset folder, a task file given by path) adds a short hash of its
-    resolved location (`<where>`), as two folders can share a base name; a `--limit` subset adds its size."""
+    resolved location (`<where>`, from `location`; None for a registered task, which its name identifies), as two
+    folders can share a base name; a `--limit` subset adds its size."""
     folder = Path(_name_part(group))
     if checkpoint:
         folder = folder / _name_part(checkpoint)
-    where = "" if _is_registered(task, task_file) else f".{_short_hash(str(Path(task_file).resolve()))}"
+    where = "" if location is None else f".{_short_hash(str(Path(location).resolve()))}"
     parts = [f"{slug(task)}{where}"]
     if variant:
         parts.append(slug(variant))

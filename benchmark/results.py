@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ClipbenchError
 from .outputs import write_json_atomic
-from .result_names import result_name
 
 SCHEMA_VERSION = 1
 BASELINE_KIND = "clipbench-baseline"
@@ -153,12 +152,6 @@ class Result(Part):
         if why:
             raise ClipbenchError(f"{path}: {why}")
         return check_result(path, payload)
-
-
-def result_path(output: Path, result: Result) -> Path:
-    return Path(output) / result_name(result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
-                                      result.variant, result.language, result.limit.n if result.limit else None,
-                                      result.seed)
 
 
 def describe_identity(ident: tuple) -> str:

@@ -120,6 +120,19 @@ def variant_of(task: TaskSpec, data) -> str | None:
     return data.text_field if task.kind == "pair" else None
 
 
+def result_file(output: Path, group: str, checkpoint: str | None, task: str, task_file: str | None,
+                variant: str | None, language: str, limit: int | None, seed: int | None) -> Path:
+    """Where a result is written: a registered task is named by its name, any other also by its location."""
+    location = None if task_files.is_registered(task, task_file) else task_file
+    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed)
+
+
+def result_path(output: Path, result: Result) -> Path:
+    """Where `result` (read back from disk) was written."""
+    return result_file(output, result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
+                       result.variant, result.language, result.limit.n if result.limit else None, result.seed)
+
+
 def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions) -> dict:
     """The result file of every (checkpoint, task, language), known before the model loads: two jobs that would
     write one file, a path that cannot be written, or a file there that holds another measurement are refused
@@ -131,8 +144,8 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
         name = checkpoint_name(model, options, checkpoint)
         for task, lang in jobs:
             variant = variant_of(task, loaded[(task.name, lang, task.source_file)])
-            path = options.output / result_name(group, name, task.name, task.source_file or None, variant, lang,
-                                                options.limit, seed)
+            path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
+                               options.limit, seed)
             job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
             if path in planned:
                 raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "

@@ -105,6 +105,15 @@ def _task_registry(root: Path, user: str) -> Registry[TaskSpec]:
     return registry
 
 
+def is_registered(name: str, task_file: str | None) -> bool:
+    """Whether the task `name` read from `task_file` is the registered task of that name, which its name alone
+    identifies (a dataset folder or a task file given by path is identified by its location too)."""
+    if not task_file:
+        return True
+    registry = task_registry()
+    return name in registry and Path(registry.get(name).source_file).resolve() == Path(task_file).resolve()
+
+
 def holding(task: TaskSpec, language: str) -> TaskSpec:
     """The task whose data serves `task` in `language`: itself, or the task its `language_tasks` names."""
     return task_registry().get(task.language_tasks[language]) if language in task.language_tasks else task

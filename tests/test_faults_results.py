@@ -22,7 +22,9 @@ import pytest
 
 from benchmark.data import shapes
 from benchmark.errors import ClipbenchError
-from benchmark.results import Result, result_name, result_path, write_atomic
+from benchmark.result_names import result_name
+from benchmark.results import Result, write_atomic
+from benchmark.run import result_file, result_path
 from benchmark.tasks import task_registry
 from helpers import clipbench, write_wds
 
@@ -133,9 +135,9 @@ class ReadOnly:
 
 def test_plain_names_stay_as_they_were():
     shapes_task = task_registry().get("shapes")
-    assert result_name("tiny-shapes", None, "shapes", shapes_task.source_file, None, "en", None, None) == \
+    assert result_file(Path(), "tiny-shapes", None, "shapes", shapes_task.source_file, None, "en", None, None) == \
         Path("tiny-shapes/shapes.en.json")
-    assert result_name("g", "seed0", "shapes", shapes_task.source_file, None, "pt", None, 3) == Path("g/seed0/shapes.pt.seed3.json")
+    assert result_file(Path(), "g", "seed0", "shapes", shapes_task.source_file, None, "pt", None, 3) == Path("g/seed0/shapes.pt.seed3.json")
 
 
 def test_same_named_and_non_ascii_folders_get_their_own_files(data, runs):

@@ -143,7 +143,7 @@ def test_classification_checks_before_the_model():
 
 def test_the_records_load_without_torch():
     """The task loader and the tables read the records: importing them must stay cheap."""
-    code = ("import sys, benchmark.kinds, benchmark.tasks, benchmark.table; "
+    code = ("import sys, benchmark.kinds, benchmark.tasks, benchmark.report.table; "
             "print(sorted(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.columns import STD_DDOF
+from benchmark.report.columns import STD_DDOF
 from benchmark.errors import ClipbenchError
-from benchmark.plot import bar_chart_size, heatmap_size, plot
-from benchmark.reference import load as load_reference
-from benchmark.render import render
+from benchmark.report.plot import bar_chart_size, heatmap_size, plot
+from benchmark.report.reference import load as load_reference
+from benchmark.report.render import render
 from benchmark.results import Result
-from benchmark.table import build_table
+from benchmark.report.table import build_table
 from benchmark.tasks import suite_registry, task_registry
 from helpers import clipbench
 
@@ -161,7 +161,7 @@ def test_capivara_retrieval_layout_matches_published(tmp_path, source):
 @needs_shared
 @pytest.mark.parametrize("source", ["runs", "reference"])
 def test_capivara_elevater_layout_matches_published(tmp_path, source):
-    from benchmark.reference import CAPIVARA_ELEVATER
+    from benchmark.report.reference import CAPIVARA_ELEVATER
 
     ref = shared("capivara")
     tasks_by_label = {**CAPIVARA_ELEVATER, "ImageNet-1k": "imagenet1k"}
@@ -288,7 +288,7 @@ def test_task_metric_columns_and_languages():
 
 
 def test_plots_choose_the_columns_the_tables_do(tmp_path):
-    """One column selection (benchmark.columns) for both: a bar chart per table column, a misspelt metric named as
+    """One column selection (benchmark.report.columns) for both: a bar chart per table column, a misspelt metric named as
     such (before, plot said that no result had it)."""
     runs = small_runs() + [result("alpha", "imagenet1k", "pt", {"acc1": 0.4}), result("alpha", "imagenet1k", "en", {"acc1": 0.6})]
     expected = {"acc1": {"cifar-10": "en", "imagenet1k/en": "en", "imagenet1k/pt": "pt", "mnist": "en"},

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import ClipbenchError
+from ..outputs import write_json_atomic
+from ..results import BASELINE_KIND, BaselineEntry, Result, load_json, read_all, validated
 from .comparable import ASPECTS, collect, evaluated_as
-from .errors import ClipbenchError
-from .results import BASELINE_KIND, BaselineEntry, Result, load_json, read_all, validated
-from .outputs import write_json_atomic
 
 # baseline save and compare have no --force: a number that averages unlike results must not reach a baseline
 APART = "or pass only results that were evaluated alike (move the others to another folder)"

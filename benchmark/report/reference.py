@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ClipbenchError
-from .kinds import METRICS_BY_KIND
-from .registry import Registry
+from ..errors import ClipbenchError
+from ..kinds import METRICS_BY_KIND
+from ..registry import Registry
 
 REFERENCE_KIND = "clipbench-reference"
 KNOWN_METRICS = {m for names in METRICS_BY_KIND.values() for m in names}
@@ -63,7 +63,7 @@ class Reference:
 
 
 def reference_dir() -> Path:
-    from .paths import data_dir
+    from ..paths import data_dir
 
     return data_dir("results") / "reference"
 
@@ -96,7 +96,7 @@ def load(name: str | Path) -> Reference:
 
 
 def parse(raw: dict, where: str) -> Reference:
-    from .tasks import suite_registry, task_registry
+    from ..tasks import suite_registry, task_registry
 
     if not isinstance(raw, dict) or raw.get("kind") != REFERENCE_KIND:
         raise ClipbenchError(f"{where}: not a clipbench reference file (needs \"kind\": \"{REFERENCE_KIND}\")")
@@ -144,7 +144,7 @@ class Column:
     def resolved(self) -> "Column":
         """The same column with "main" replaced by the task's main-score metric name."""
         if self.task and self.metric == "main":
-            from .tasks import task_registry
+            from ..tasks import task_registry
 
             return Column(self.label, self.task, None, self.language, task_registry().get(self.task).main_score, self.group)
         return self

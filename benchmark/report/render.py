@@ -6,7 +6,7 @@ import html
 
 import pandas as pd
 
-from .errors import ClipbenchError
+from ..errors import ClipbenchError
 from .table import FORMATS, Table
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ClipbenchError
+from ..outputs import check_folder, write_atomic_with
+from ..result_names import slug
+from ..results import Result
 from .columns import cell, choose_columns
 from .comparable import collect
-from .errors import ClipbenchError
-from .outputs import check_folder, write_atomic_with
 from .reference import Column
-from .result_names import slug
-from .results import Result
 
 DPI = 100
 
@@ -83,8 +83,7 @@ def heatmap(groups: list[str], labels: list[str], values: np.ndarray, title: str
 
     figure = _figure(heatmap_size(len(groups), len(labels)))
     axes = figure.add_subplot()
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("0.85")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=100, aspect="auto")
     for r in range(len(groups)):
         for c in range(len(labels)):

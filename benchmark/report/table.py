@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import ClipbenchError
+from ..kinds import METRICS_BY_KIND
+from ..results import Result
 from .columns import Stat, cell as cell_of, choose_columns
 from .comparable import collect
-from .errors import ClipbenchError
-from .kinds import METRICS_BY_KIND
 from .reference import Reference, RefModel, layout as get_layout, load as load_reference
-from .results import Result
 
 DASH = "–"
 FORMATS = ("markdown", "latex", "csv", "html")

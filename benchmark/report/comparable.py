@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .errors import ClipbenchError
-from .results import Key, Result
+from ..errors import ClipbenchError
+from ..results import Key, Result
 
 
 def _limit(result: Result):

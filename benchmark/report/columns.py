@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ClipbenchError
+from ..errors import ClipbenchError
+from ..results import Key, Result
 from .reference import KNOWN_METRICS, Column
-from .results import Key, Result
 
 # Std over the checkpoints (training runs) of a group. CAPIVARA's README says "we report the average and standard
 # deviation for 3 runs" without saying which std; its repository (hiaac-nlp/CAPIVARA) does not hold the
@@ -68,7 +68,7 @@ def suite_stat(grouped: Grouped, group: str, tasks: list[str], language: str) ->
 def cell(grouped: Grouped, group: str, column: Column) -> Stat | None:
     """The cell of a run group in a (resolved) column."""
     if column.suite:
-        from .tasks import suite_registry
+        from ..tasks import suite_registry
 
         return suite_stat(grouped, group, suite_registry().get(column.suite).tasks, column.language)
     members = grouped.get(Key(group, column.task, column.language))
@@ -79,7 +79,7 @@ def _main_metric(task: str, grouped: Grouped) -> str:
     for key, members in grouped.items():
         if key.task == task:
             return members[0].main_score
-    from .tasks import task_registry
+    from ..tasks import task_registry
 
     return task_registry().get(task).main_score
 
@@ -108,7 +108,7 @@ def choose_columns(grouped: Grouped, metrics="main", published=()) -> list[Colum
                 columns.append(Column(label if metrics == "main" else metric, task, None, lang, metric,
                                       "" if metrics == "main" else label))
     if "main" in wanted:
-        from .tasks import suite_registry
+        from ..tasks import suite_registry
 
         groups = {key.group for key in grouped}
         suites = []
