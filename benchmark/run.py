@@ -21,7 +21,7 @@ from .outputs import check_file, check_folder
 from .result_names import result_name
 from .results import (SCHEMA_VERSION, Bootstrap, DatasetInfo, Limit, ModelInfo, PromptsInfo, Result, RunInfo,
                       describe_identity)
-from .specs import DatasetSpec, ModelSpec, TaskSpec
+from .specs import ModelSpec, TaskSpec
 
 
 @dataclass
@@ -73,25 +73,6 @@ def plan_jobs(model: ModelSpec, tasks: list[TaskSpec], requested: list[str]) -> 
     return jobs
 
 
-def check_text_field(tasks: list[TaskSpec], text_field: str | None) -> None:
-    if text_field is None:
-        return
-    if text_field not in ("title", "summary"):
-        raise ClipbenchError(f"--text-field must be title or summary, not '{text_field}'", exit_code=2)
-    if not any(task.kind == "pair" for task in tasks):
-        names = ", ".join(task.name for task in tasks)
-        raise ClipbenchError(f"--text-field applies to pair-scoring tasks (news-thumbnails) and none of {names} is one; "
-                             "drop --text-field", exit_code=2)
-
-
-def with_text_field(task: TaskSpec, text_field: str | None) -> TaskSpec:
-    """`--text-field` sets the text compared with each image in pair-scoring tasks."""
-    if not text_field or task.kind != "pair":
-        return task
-    dataset = DatasetSpec(**{**task.dataset.model_dump(), "text_field": text_field})
-    return task.model_copy(update={"dataset": dataset})
-
-
 def versions() -> dict:
     import importlib.metadata as md
 
@@ -114,10 +95,6 @@ def checkpoint_name(model: ModelSpec, options: RunOptions, checkpoint: str | Non
     if checkpoint is None and options.group and options.group != model.name:
         return model.name  # one member of a group named on the command line
     return checkpoint
-
-
-def variant_of(task: TaskSpec, data) -> str | None:
-    return data.text_field if task.kind == "pair" else None
 
 
 def result_file(output: Path, group: str, checkpoint: str | None, task: str, task_file: str | None,
@@ -143,7 +120,7 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
     for checkpoint, _ in model.variants():
         name = checkpoint_name(model, options, checkpoint)
         for task, lang in jobs:
-            variant = variant_of(task, loaded[(task.name, lang, task.source_file)])
+            variant = kinds.variant_of(task, loaded[(task.name, lang, task.source_file)])
             path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
                                options.limit, seed)
             job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
@@ -174,7 +151,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
     seed = recorded_seed(options)
     return Result(
         schema_version=SCHEMA_VERSION, task=task.name, kind=task.kind, language=language, split=task.split,
-        variant=variant_of(task, data), main_score=task.main_score, metrics=outcome.metrics, seed=seed,
+        variant=kinds.variant_of(task, data), main_score=task.main_score, metrics=outcome.metrics, seed=seed,
         bootstrap=Bootstrap(**bootstrap(outcome.queries, options.bootstrap, seed)) if options.bootstrap else None,
         limit=Limit(n=options.limit, seed=seed) if options.limit else None,
         model=ModelInfo(name=model.name, group=options.group or model.name,
@@ -212,8 +189,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     check_folder(options.output, "--output")
     spec = models.resolve(model_name, pretrained)
     resolved = task_files.resolve(task_names)
-    check_text_field(resolved, options.text_field)
-    specs = [with_text_field(task, options.text_field) for task in resolved]
+    specs = kinds.apply_options(resolved, {"text_field": options.text_field})
     jobs = plan_jobs(spec, specs, languages)
     device = pick_device(options.device)
     check_precision(options.precision, device)

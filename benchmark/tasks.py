@@ -36,7 +36,8 @@ def load_task_file(path: Path) -> TaskSpec:
         raise ClipbenchError(f"{path}: field 'name' is '{spec.name}' but the file is named '{path.stem}.toml'; make them equal")
     problem = unknown_metric(spec.kind, spec.metrics)
     if problem:
-        raise ClipbenchError(f"{path}: field 'metrics': {problem}")
+        field = "kind" if spec.kind not in METRICS_BY_KIND else "metrics"
+        raise ClipbenchError(f"{path}: field '{field}': {problem}")
     validate_dataset(spec)
     return spec
 

@@ -127,6 +127,11 @@ def test_task_files_are_checked_against_the_records(tmp_path):
                                f"{list(kinds.METRICS_BY_KIND['retrieval'])}")
     assert kinds.METRICS_BY_KIND == {name: tuple(m.name for m in kind.metrics) for name, kind in KINDS.items()}
 
+    path.write_text(path.read_text().replace('kind = "retrieval"', 'kind = "linear-probe"'))
+    with pytest.raises(ClipbenchError) as info:
+        load_task_file(path)
+    assert str(info.value) == f"{path}: field 'kind': kind 'linear-probe' is not one of {list(KINDS)}"
+
 
 def test_classification_checks_before_the_model():
     data = classification_data(multi_label=True)

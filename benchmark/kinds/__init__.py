@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 from ..specs import TaskSpec
 from . import classification, pair, retrieval
-from .base import Column, Kind, Metric, Outcome, Queries, bootstrap, measure, no_check
+from .base import Column, Kind, KindOption, Metric, Outcome, Queries, bootstrap, measure, no_check
 
 if TYPE_CHECKING:
     from ..embed import ImageEmbeddingCache
     from ..models.base import Encoder
 
-__all__ = ["Column", "Kind", "Metric", "Outcome", "Queries", "KINDS", "METRICS_BY_KIND", "bootstrap",
-           "check", "evaluate", "measure", "no_check", "unknown_metric"]
+__all__ = ["Column", "Kind", "KindOption", "Metric", "Outcome", "Queries", "KINDS", "METRICS_BY_KIND", "bootstrap",
+           "apply_options", "check", "evaluate", "measure", "no_check", "unknown_metric", "variant_of"]
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (classification.KIND, retrieval.KIND, pair.KIND)}
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for name, kind in KINDS.items()}
@@ -43,9 +43,35 @@ def check(task: TaskSpec, data, language: str) -> None:
 
 
 def unknown_metric(kind: str, metrics: list[str]) -> str | None:
-    """The problem with the first of `metrics` that is not a `kind` metric, or None."""
+    """The problem with the first of `metrics` that is not a `kind` metric (or with `kind`), or None."""
+    if kind not in KINDS:
+        return f"kind '{kind}' is not one of {list(KINDS)}"
     allowed = list(KINDS[kind].metric_names())
     for metric in metrics:
         if metric not in allowed:
             return f"metric '{metric}' is not one of the {kind} metrics {allowed}"
     return None
+
+
+def apply_options(tasks: list[TaskSpec], values: dict[str, str | None]) -> list[TaskSpec]:
+    """Kind-specific command-line options (by RunOptions field name; None = not given) applied to the tasks of
+    the kinds that take them. A value outside the option's choices, or an option no task's kind takes, is refused."""
+    from ..errors import ClipbenchError
+
+    for name, value in values.items():
+        if value is None:
+            continue
+        takers = [kind for kind in KINDS.values() if name in kind.options]
+        option = takers[0].options[name]
+        if value not in option.choices:
+            raise ClipbenchError(f"{option.flag} must be {' or '.join(option.choices)}, not '{value}'", exit_code=2)
+        if not any(task.kind in {kind.name for kind in takers} for task in tasks):
+            raise ClipbenchError(f"{option.flag} applies to {option.applies_to} and none of "
+                                 f"{', '.join(task.name for task in tasks)} is one; drop {option.flag}", exit_code=2)
+        tasks = [option.apply(task, value) if name in KINDS[task.kind].options else task for task in tasks]
+    return tasks
+
+
+def variant_of(task: TaskSpec, data) -> str | None:
+    """The variant a result of `task` records and its file name carries (pair scoring: its text field)."""
+    return KINDS[task.kind].variant(data)

@@ -55,6 +55,16 @@ Scoring = Callable[..., "tuple[dict, Outcome]"]
 
 
 @dataclass(frozen=True)
+class KindOption:
+    """A command-line option of one kind: its flag, the values it takes, and how a value changes a task."""
+
+    flag: str
+    choices: tuple[str, ...]
+    apply: Callable[[TaskSpec, str], TaskSpec]
+    applies_to: str  # said when no task takes it, e.g. "pair-scoring tasks (news-thumbnails)"
+
+
+@dataclass(frozen=True)
 class Kind:
     name: str
     metrics: tuple[Metric, ...]  # the only list of this kind's metric names
@@ -65,6 +75,10 @@ class Kind:
     check: Callable[[TaskSpec, Any, str], None]
     # (task, data, encoder, image cache, language, batch size, workers) -> (scores the columns read, Outcome)
     score: Scoring
+    # command-line options only this kind takes (pair scoring: --text-field), by RunOptions field name
+    options: dict[str, "KindOption"] = field(default_factory=dict)
+    # data -> the variant a result records and its file name carries (pair scoring: the text field), or None
+    variant: Callable[[Any], "str | None"] = lambda data: None
 
     def metric(self, name: str) -> Metric:
         for metric in self.metrics:

@@ -10,8 +10,8 @@ Queries are the test pairs; a bootstrap resamples them and keeps the validation 
 from __future__ import annotations
 
 from .. import metrics
-from ..specs import TaskSpec
-from .base import Column, Kind, Metric, Outcome, no_check
+from ..specs import DatasetSpec, TaskSpec
+from .base import Column, Kind, KindOption, Metric, Outcome, no_check
 
 # scores: {"test": (pairs,) float64 scores, "labels": (pairs,) 0/1, "threshold": the validation median}
 SCORES = Column("score", "test pairs", lambda s: s["test"])
@@ -37,4 +37,12 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
             Outcome(len(data.images), len(data.texts), seconds, cached, extra=extra))
 
 
-KIND = Kind("pair", METRICS, {"test pairs": lambda s: len(s["test"])}, no_check, score)
+def with_text_field(task: TaskSpec, text_field: str) -> TaskSpec:
+    """`--text-field`: the text compared with each image (the pairs format's `text_field` column)."""
+    return task.model_copy(update={"dataset": DatasetSpec(**{**task.dataset.model_dump(), "text_field": text_field})})
+
+
+TEXT_FIELD = KindOption("--text-field", ("title", "summary"), with_text_field, "pair-scoring tasks (news-thumbnails)")
+
+KIND = Kind("pair", METRICS, {"test pairs": lambda s: len(s["test"])}, no_check, score,
+            options={"text_field": TEXT_FIELD}, variant=lambda data: data.text_field)
