@@ -13,7 +13,7 @@ import torch
 
 from benchmark import kinds, metrics, models
 from benchmark.data import ClassificationData, InMemoryImages, RetrievalData, shapes
-from benchmark.data.pairs import PairData
+from benchmark.data import PairData
 from benchmark.embed import ImageEmbeddingCache
 from benchmark.errors import ClipbenchError
 from benchmark.kinds import KINDS, Metric, bootstrap, classification, evaluate
@@ -131,6 +131,14 @@ def test_task_files_are_checked_against_the_records(tmp_path):
     with pytest.raises(ClipbenchError) as info:
         load_task_file(path)
     assert str(info.value) == f"{path}: field 'kind': kind 'linear-probe' is not one of {list(KINDS)}"
+
+    # a format says which kinds of data it holds: a pair-scoring task cannot read drawn shapes
+    path.write_text(path.read_text().replace('kind = "linear-probe"', 'kind = "pair"')
+                    .replace('metrics = ["mean_recall", "acc1"]\nmain_score = "mean_recall"', 'metrics = ["f1"]\nmain_score = "f1"'))
+    with pytest.raises(ClipbenchError) as info:
+        load_task_file(path)
+    assert str(info.value) == (f"{path}: field 'dataset.format': the 'shapes' format holds classification or retrieval "
+                               "data, not pair; use a format of that kind or change 'kind'")
 
 
 def test_classification_checks_before_the_model():

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec, describe_validation_error
 from . import cnclip, folder, karpathy, pairs, pracegover, synthetic, wds, wds_json
-from .base import ClassificationData, Format, ImageSource, InMemoryImages, RetrievalData, resolve_path
+from .base import ClassificationData, Format, ImageSource, InMemoryImages, PairData, RetrievalData, resolve_path
 
-__all__ = ["ClassificationData", "Format", "ImageSource", "InMemoryImages", "RetrievalData", "formats", "load", "resolve_path",
+__all__ = ["ClassificationData", "Format", "ImageSource", "InMemoryImages", "PairData", "RetrievalData", "formats", "load", "resolve_path",
            "source", "validate_dataset"]
 
 
@@ -29,6 +29,11 @@ def _options(spec: TaskSpec) -> tuple[Format, BaseModel]:
             f"(known: {', '.join(sorted(known))})"
         )
     fmt = known[spec.dataset.format]
+    if spec.kind not in fmt.kinds:
+        raise ClipbenchError(
+            f"{spec.source_file or spec.name}: field 'dataset.format': the '{spec.dataset.format}' format holds "
+            f"{' or '.join(fmt.kinds)} data, not {spec.kind}; use a format of that kind or change 'kind'"
+        )
     try:
         return fmt, fmt.options.model_validate(spec.dataset.options)
     except ValidationError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -60,6 +60,10 @@ class ClassificationData:
     num_classes: int
     prompts: Optional[Prompts] = None  # when the dataset brings its own class names and templates
 
+    def take(self, keep: np.ndarray, images: ImageSource) -> "ClassificationData":
+        """The images at the sorted indices `keep` (`images` serves them) and their labels (--limit)."""
+        return replace(self, images=images, labels=self.labels[keep])
+
 
 @dataclass
 class RetrievalData:
@@ -73,11 +77,41 @@ class RetrievalData:
     # images some text names. None: text_to_image is the whole relation.
     positives: Optional[np.ndarray] = None
 
+    def take(self, keep: np.ndarray, images: ImageSource) -> "RetrievalData":
+        """The images at the sorted indices `keep` (`images` serves them), the captions of those images, and the
+        pairs whose text and image both stay, renumbered (--limit)."""
+        new_index = {int(old): new for new, old in enumerate(keep)}
+        chosen = [i for i, owner in enumerate(self.text_to_image) if int(owner) in new_index]
+        positives = None
+        if self.positives is not None:
+            new_text = {old: new for new, old in enumerate(chosen)}
+            positives = np.array([(new_text[int(t)], new_index[int(i)]) for t, i in self.positives
+                                  if int(t) in new_text and int(i) in new_index], dtype=np.int64).reshape(-1, 2)
+        return replace(
+            self,
+            images=images,
+            texts=[self.texts[i] for i in chosen],
+            text_to_image=np.array([new_index[int(self.text_to_image[i])] for i in chosen], dtype=np.int64),
+            positives=positives,
+        )
+
+
+@dataclass
+class PairData:
+    """Image-text pairs to score (CFT-CLIP): validation rows (their labels unused) first, then test rows."""
+
+    images: ImageSource  # validation rows first, then test rows
+    texts: list[str]  # the text of each row, same order
+    labels: np.ndarray  # (test rows,) 0/1
+    n_validation: int
+    text_field: str
+
 
 @dataclass(frozen=True)
 class Format:
     options: type[BaseModel]
-    load: Callable[[TaskSpec, BaseModel, str, Path], "ClassificationData | RetrievalData"]  # (spec, options, language, data root)
+    load: Callable[[TaskSpec, BaseModel, str, Path], "ClassificationData | RetrievalData | PairData"]  # (spec, options, language, data root)
+    kinds: tuple[str, ...]  # the task kinds whose data this format holds; a task file of another kind is refused
 
 
 def resolve_path(path: str, data_root: Path) -> Path:

@@ -136,4 +136,4 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> Re
     return RetrievalData(images=images, texts=texts, text_to_image=np.array(first, dtype=np.int64), positives=positives)
 
 
-FORMAT = Format(options=Options, load=load)
+FORMAT = Format(options=Options, load=load, kinds=("retrieval",))

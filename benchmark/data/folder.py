@@ -312,9 +312,7 @@ def _multi_label(spec: TaskSpec, options: Options, data_root: Path) -> Classific
 
 
 def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> ClassificationData:
-    if spec.kind != "classification":
-        raise _fail(spec, "the 'folder' format holds classification data only", "use another format for retrieval")
     return _multi_label(spec, options, data_root) if options.labels is not None else _single_label(spec, options, data_root)
 
 
-FORMAT = Format(options=Options, load=load)
+FORMAT = Format(options=Options, load=load, kinds=("classification",))

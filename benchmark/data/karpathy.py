@@ -125,4 +125,4 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> Re
     return RetrievalData(images=images, texts=texts, text_to_image=np.array(owners, dtype=np.int64))
 
 
-FORMAT = Format(options=Options, load=load)
+FORMAT = Format(options=Options, load=load, kinds=("retrieval",))

@@ -10,7 +10,6 @@ task's split are scored. The text compared with the image is the `text_field` co
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +19,7 @@ import pandas as pd
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec
 from ..text import read_text
-from .base import Format, resolve_path
+from .base import Format, PairData, resolve_path
 from .files import file_images, jsonl_records, layout_error
 
 COLUMNS = ("image", "title", "summary", "label", "split")
@@ -31,15 +30,6 @@ class Options(HubSource):
     images: str = ""
     text_field: Literal["title", "summary"] = "title"
     validation_split: str = "validation"
-
-
-@dataclass
-class PairData:
-    images: object  # ImageSource: validation rows first, then test rows
-    texts: list[str]  # the text of each row, same order
-    labels: np.ndarray  # (test rows,) 0/1
-    n_validation: int
-    text_field: str
 
 
 def _object(record) -> dict:
@@ -84,4 +74,4 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> Pa
     return PairData(images, texts, labels.to_numpy(dtype=np.int64), len(validation), options.text_field)
 
 
-FORMAT = Format(options=Options, load=load)
+FORMAT = Format(options=Options, load=load, kinds=("pair",))

@@ -76,4 +76,4 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path) -> Re
                          text_to_image=np.arange(len(rows), dtype=np.int64))
 
 
-FORMAT = Format(options=Options, load=load)
+FORMAT = Format(options=Options, load=load, kinds=("retrieval",))

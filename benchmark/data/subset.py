@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ClipbenchError
-from .base import ClassificationData, RetrievalData
 
 
 @dataclass
@@ -38,24 +37,8 @@ def choose(total: int, limit: int, seed: int) -> np.ndarray:
 
 
 def subset(data, limit: int, seed: int):
-    if not isinstance(data, (ClassificationData, RetrievalData)):
+    """A seeded random `limit` images of `data` (the data type says what else follows them: labels, captions)."""
+    if not hasattr(data, "take"):
         raise ClipbenchError("--limit applies to classification and retrieval tasks, not to pair scoring", exit_code=2)
     keep = choose(len(data.images), limit, seed)
-    images = SubsetImages(data.images, keep)
-    if isinstance(data, ClassificationData):
-        return replace(data, images=images, labels=data.labels[keep])
-    assert isinstance(data, RetrievalData)
-    new_index = {int(old): new for new, old in enumerate(keep)}
-    chosen = [i for i, owner in enumerate(data.text_to_image) if int(owner) in new_index]
-    positives = None
-    if data.positives is not None:  # keep the pairs whose text and image both stay, renumbered
-        new_text = {old: new for new, old in enumerate(chosen)}
-        positives = np.array([(new_text[int(t)], new_index[int(i)]) for t, i in data.positives
-                              if int(t) in new_text and int(i) in new_index], dtype=np.int64).reshape(-1, 2)
-    return replace(
-        data,
-        images=images,
-        texts=[data.texts[i] for i in chosen],
-        text_to_image=np.array([new_index[int(data.text_to_image[i])] for i in chosen], dtype=np.int64),
-        positives=positives,
-    )
+    return data.take(keep, SubsetImages(data.images, keep))

@@ -46,4 +46,4 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path):  # d
     return RetrievalData(images=images, texts=texts, text_to_image=np.array(owners, dtype=np.int64))
 
 
-FORMAT = Format(options=Options, load=load)
+FORMAT = Format(options=Options, load=load, kinds=("classification", "retrieval"))

@@ -311,4 +311,4 @@ def describe_directory(root: Path, split: str) -> tuple[str, list[str]]:
     return kind, [directory_language(root)] if kind == "retrieval" else directory_languages(root)
 
 
-FORMAT = Format(options=Options, load=load)
+FORMAT = Format(options=Options, load=load, kinds=("classification", "retrieval"))
