@@ -229,7 +229,8 @@ def coco_cn_texts(samples: list) -> list[tuple[str, list[int]]]:
 
 def build_capivara_wds(root: Path) -> list:
     """CAPIVARA's own webdataset folder flickr30k_val/: 00000.tar, 00001.tar with <key>.jpg + <key>.json
-    {"captions-en": [...], "captions-pt": [google, marian, google, marian, ...]}."""
+    {"captions-en": [...], "captions-pt": [marian, google, marian, google, ...]} (MarianMT first: CAPIVARA's
+    zero_shot_retrieval.py at hiaac-nlp/CAPIVARA@375bc33 takes [1::2] as Google, [0::2] as Marian)."""
     folder, truth = root / "capivara" / "flickr30k_val", []
     folder.mkdir(parents=True)
     samples = SAMPLES[52:60]
@@ -240,7 +241,7 @@ def build_capivara_wds(root: Path) -> list:
                 google = captions["pt"]
                 marian = [f"{c} (marian)" for c in google]
                 record = {"image": f"img{i}.jpg", "captions-en": captions["en"],
-                          "captions-pt": [c for pair in zip(google, marian) for c in pair]}
+                          "captions-pt": [c for pair in zip(marian, google) for c in pair]}
                 for ext, payload in (("jpg", data), ("json", json.dumps(record, ensure_ascii=False).encode("utf-8"))):
                     member = tarfile.TarInfo(f"{i:08d}.{ext}")
                     member.size = len(payload)
@@ -389,6 +390,22 @@ def test_capivara_webdataset_picks_google_translations(runs):
     check(runs, "capivara-flickr30k", "en")
     portuguese = check(runs, "capivara-flickr30k", "pt")
     assert portuguese["dataset"]["n_texts"] == 16 and portuguese["run"]["image_embeddings_reused"] is True
+
+
+def test_capivara_webdataset_reads_translations_as_capivara_does(data, tmp_path):
+    """Google at odd positions, MarianMT at even ones; the English source list is kept whole."""
+    from benchmark import data as datasets, tasks
+
+    truth = data["truth"]["capivara"]
+    google = [c for _, captions in truth for c in captions["pt"]]
+    for translation, want in (("google", google), ("marian", [f"{c} (marian)" for c in google])):
+        task = tmp_path / "capivara-flickr30k.toml"
+        task.write_text(CAPIVARA_TASK.format(metrics=json.dumps(list(METRICS))) + f'translation = "{translation}"\n')
+        loaded = datasets.load(tasks.load_task_file(task), "pt", data["root"])
+        assert loaded.texts == want, translation
+        assert loaded.text_to_image.tolist() == [i for i, (_, c) in enumerate(truth) for _ in c["pt"]]
+    english = datasets.load(tasks.load_task_file(task), "en", data["root"])
+    assert english.texts == [c for _, captions in truth for c in captions["en"]]
 
 
 def test_coco_cn_follows_chinese_clip_multi_image_protocol(runs):

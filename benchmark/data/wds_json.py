@@ -8,10 +8,12 @@ per language, `captions-<lang>` (captions-en, captions-pt, ...).
 Sample members are grouped by key as in `wds.py`; the image is the first of webp|png|jpg|jpeg found.
 
 Translations: CAPIVARA's translated lists interleave two machine translations of each English caption,
-Google at even positions and MarianMT at odd ones (its zero_shot_retrieval.py takes captions-pt[0::2] for
-"google", [1::2] for "marian"; a list of one caption, as in PraCegoVer, is used as is). `translation`
-picks "google" (CAPIVARA's published setting), "marian", or "all" (every caption), for every language other
-than `source_language`.
+MarianMT at even positions and Google at odd ones. Every CAPIVARA retrieval script since 2023-08-11 reads
+them so: hiaac-nlp/CAPIVARA @ 375bc33, clip_pt/src/evaluate/zero_shot_retrieval.py (tokenize: "google" ->
+captions-pt[1::2], "marian" -> captions-pt[0::2]), and zero_shot_retrieval_clip_benchmark.py from d76dec2
+until its removal in 5bff4ff (the scripts of early 2023, e.g. 448c1e5, had the opposite).
+A list of one caption, as in PraCegoVer, is used as is. `translation` picks "google" (CAPIVARA's published
+setting), "marian", or "all" (every caption), for every language other than `source_language`.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def _captions(spec: TaskSpec, options: Options, sample: dict, language: str) -> 
         raise ClipbenchError(f"task '{spec.name}': {where} has a '{key}' entry that is not a string; re-download the shard")
     captions = [c.strip() for c in record[key]]
     if language != options.source_language and len(captions) > 1 and options.translation != "all":
-        captions = captions[0::2] if options.translation == "google" else captions[1::2]
+        captions = captions[1::2] if options.translation == "google" else captions[0::2]
     captions = [c for c in captions if c]
     if not captions:  # an image no caption names could never be found: it would only lower i2t recall
         raise ClipbenchError(f"task '{spec.name}': {where} has no non-blank '{key}' caption; fix or remove that sample")
