@@ -2,7 +2,8 @@
 
 Definitions follow DESIGN.md section 4 and CLIP_benchmark:
 - acc@k: fraction of images whose label is among the k highest logits (k capped at the class count).
-- mean_per_class_recall: balanced accuracy of the argmax (sklearn).
+- mean_per_class_recall: balanced accuracy of the argmax (sklearn), over the classes that have test images,
+  the argmax taken among those classes only (ELEVATER's rule, see `balanced_accuracy_present`).
 - text->image R@K: fraction of captions whose image is among the K most similar images.
 - image->text R@K: fraction of images with at least one of their captions among the K most similar captions.
 Retrieval is computed in chunks of queries with `topk`, so memory stays O(chunk x gallery).
@@ -52,8 +53,28 @@ def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
     return float(balanced_accuracy_score(labels, predicted))
 
 
+def balanced_accuracy_present(labels: np.ndarray, predicted: np.ndarray, logits: np.ndarray) -> float:
+    """Mean per-class recall as ELEVATER computes it: classes with no test image are dropped before the
+    argmax, so an image whose best class has no test image counts with its best class that has one.
+
+    ELEVATER (Computer-Vision-in-the-Wild/Elevater_Toolkit_IC @ 00d0af7, vision_benchmark/evaluation/metric.py)
+    scores "mean-per-class" with vision-evaluation's BalancedAccuracyScoreEvaluator, whose calculate_score
+    (vision_evaluation/evaluators.py, 0.2.14, MemorizingEverythingEvaluator) first keeps only the columns of
+    classes some target has, then takes np.argmax (the first maximum) and sklearn's balanced_accuracy_score.
+    sklearn alone (CLIP_benchmark's rule) also averages over the classes in y_true only, but keeps a
+    prediction of an absent class as a miss. `predicted` is the argmax over all classes: it only changes
+    where it names an absent class, so just those rows are recomputed (cheap under bootstrap resampling)."""
+    present = np.unique(labels)
+    predicted = predicted.copy()
+    outside = ~np.isin(predicted, present)
+    if outside.any():
+        predicted[outside] = present[np.argmax(logits[outside][:, present], axis=1)]
+    return balanced_accuracy(labels, predicted)
+
+
 def mean_per_class_recall(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return balanced_accuracy(labels.cpu().numpy(), logits.argmax(dim=1).cpu().numpy())
+    scores = logits.float().cpu().numpy()
+    return balanced_accuracy_present(labels.cpu().numpy(), scores.argmax(axis=1), scores)
 
 
 def elevater_probabilities(logits: torch.Tensor) -> np.ndarray:

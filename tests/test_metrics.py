@@ -212,3 +212,64 @@ def test_multi_positive_equals_single_positive_when_one_image_per_text():
     single = metrics.retrieval_ranks(images, texts, owners, chunk_size=50)
     multi = metrics.retrieval_ranks_multi(images, texts, pairs, chunk_size=37)
     assert torch.equal(single[0], multi[0]) and torch.equal(single[1], multi[1])
+
+
+# ---------------------------------------------------------------- mean per-class recall with classes that have no test image
+
+def _classes_without_images(seed):
+    """Labels that never use classes 3 and 7, logits that often pick them."""
+    logits, labels = _random_classification(seed, n=200, classes=10)
+    labels = torch.where((labels == 3) | (labels == 7), (labels + 1) % 10, labels)
+    logits[:, 3] += 0.6 * logits.std()  # class 3 (no test image) wins many argmaxes
+    return logits, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mean_per_class_recall_drops_classes_without_images_as_elevater_does(seed):
+    """ELEVATER's mean-per-class is vision-evaluation's BalancedAccuracyScoreEvaluator on softmax(100 *
+    cosine) (Computer-Vision-in-the-Wild/Elevater_Toolkit_IC @ 00d0af7, vision_benchmark/evaluation/metric.py
+    and clip_zeroshot_evaluator.py): it removes the classes with no target before its argmax."""
+    from sklearn.metrics import balanced_accuracy_score
+    from vision_evaluation.evaluators import BalancedAccuracyScoreEvaluator
+
+    logits, labels = _classes_without_images(seed)
+    probabilities = torch.softmax(logits, dim=1).numpy()
+    evaluator = BalancedAccuracyScoreEvaluator()
+    evaluator.add_predictions(probabilities, labels.numpy())
+    elevater = evaluator.get_report()["balanced_accuracy"]
+    ours = classification_values(logits, labels, ["mean_per_class_recall"])["mean_per_class_recall"]
+    assert ours == pytest.approx(elevater, abs=1e-12)
+    assert metrics.mean_per_class_recall(logits, labels) == pytest.approx(elevater, abs=1e-12)
+    # the case is real: the argmax picks an absent class, and plain sklearn (which also averages over the
+    # classes of y_true only, but counts those predictions as misses) gives a lower number
+    assert int((logits.argmax(dim=1) == 3).sum()) > 10
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        plain = balanced_accuracy_score(labels.numpy(), logits.argmax(dim=1).numpy())
+    assert plain < elevater - 0.01
+
+
+def test_mean_per_class_recall_by_hand_with_an_absent_class():
+    # class 1 has no test image; image 0 (label 0) prefers class 1, then class 0; image 1 (label 2) prefers 1, then 0
+    logits = torch.tensor([[0.5, 0.9, 0.1], [0.5, 0.9, 0.2]])
+    labels = torch.tensor([0, 2])
+    # among classes {0, 2}: image 0 -> 0 (right), image 1 -> 0 (wrong): recalls 1 and 0
+    assert metrics.mean_per_class_recall(logits, labels) == 0.5
+
+
+def test_mean_per_class_recall_bootstrap_drops_the_classes_a_resample_lacks():
+    """Twelve images: most resamples lack some class that the full set has; each is scored as ELEVATER would."""
+    from vision_evaluation.evaluators import BalancedAccuracyScoreEvaluator
+
+    logits, labels = _classes_without_images(0)
+    logits, labels = logits[:12], labels[:12]
+    queries = measure(KINDS["classification"], {"logits": logits, "labels": labels}, ["mean_per_class_recall"])
+    rng = np.random.default_rng(0)
+    lacking = 0
+    for _ in range(20):
+        drawn = queries.resample(rng)
+        rows, scores = drawn.columns["labels"][1], drawn.columns["logits"][1]
+        lacking += len(np.unique(rows)) < len(np.unique(labels.numpy()))
+        evaluator = BalancedAccuracyScoreEvaluator()
+        evaluator.add_predictions(torch.softmax(torch.from_numpy(scores), dim=1).numpy(), rows)
+        assert drawn.values()["mean_per_class_recall"] == pytest.approx(evaluator.get_report()["balanced_accuracy"], abs=1e-12)
+    assert lacking > 5

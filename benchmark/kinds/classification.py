@@ -2,7 +2,8 @@
 
 Queries are the images. Definitions (DESIGN.md section 4, CLIP_benchmark, ELEVATER):
 - acc1, acc5: the label is among the k highest logits (k capped at the class count).
-- mean_per_class_recall: balanced accuracy of the argmax (sklearn).
+- mean_per_class_recall: balanced accuracy of the argmax (sklearn), over the classes with test images, the
+  argmax taken among those classes (ELEVATER's rule; metrics.balanced_accuracy_present).
 - map_11point: ELEVATER's multi-label 11-point mAP on softmax(100 * cosine); single-label data counts as one-hot.
 - roc_auc: ELEVATER's binary ROC-AUC of the positive class's probability.
 Multi-label data ((N, C) 0/1 labels) supports map_11point only.
@@ -31,6 +32,7 @@ LABELS = Column("labels", "images", lambda s: s["labels"].cpu().numpy())
 TOP1 = Column("top1", "images", lambda s: metrics.topk_hits(s["logits"], s["labels"], 1).cpu().numpy())
 TOP5 = Column("top5", "images", lambda s: metrics.topk_hits(s["logits"], s["labels"], 5).cpu().numpy())
 PREDICTED = Column("predicted", "images", lambda s: s["logits"].argmax(dim=1).cpu().numpy())
+LOGITS = Column("logits", "images", lambda s: s["logits"].float().cpu().numpy())
 PROBABILITIES = Column("probabilities", "images", lambda s: metrics.elevater_probabilities(s["logits"]))
 
 
@@ -42,7 +44,7 @@ def _map_11point(probabilities: np.ndarray, labels: np.ndarray) -> float:
 METRICS = (
     ClassificationMetric("acc1", (TOP1,), metrics.fraction),
     ClassificationMetric("acc5", (TOP5,), metrics.fraction),
-    ClassificationMetric("mean_per_class_recall", (LABELS, PREDICTED), metrics.balanced_accuracy),
+    ClassificationMetric("mean_per_class_recall", (LABELS, PREDICTED, LOGITS), metrics.balanced_accuracy_present),
     ClassificationMetric("map_11point", (PROBABILITIES, LABELS), _map_11point, multi_label=True),
     ClassificationMetric("roc_auc", (PROBABILITIES, LABELS), metrics.roc_auc),
 )
