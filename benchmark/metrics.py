@@ -6,7 +6,10 @@ Definitions follow DESIGN.md section 4 and CLIP_benchmark:
   the argmax taken among those classes only (ELEVATER's rule, see `balanced_accuracy_present`).
 - text->image R@K: fraction of captions whose image is among the K most similar images.
 - image->text R@K: fraction of images with at least one of their captions among the K most similar captions.
-Retrieval is computed in chunks of queries with `topk`, so memory stays O(chunk x gallery).
+Ties (equal scores: duplicated captions or images, quantised embeddings) are broken towards the LOWER index,
+deterministically: an item's zero-based rank is the number of items scoring strictly higher plus the number
+scoring equal at a lower index. (torch.topk's order among equal values is unspecified.) Retrieval is computed
+in chunks of queries, so memory stays O(chunk x gallery).
 The task kinds (benchmark/kinds/) say which of these make each metric and how its queries are resampled.
 
 torch, sklearn and scipy are imported inside the functions that use them, so that the metric records, which
@@ -36,11 +39,24 @@ def fraction(hits) -> float:
     return int(hits.sum()) / n if n else float("nan")
 
 
+def rank_of(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Zero-based rank of item `index[q]` in row q of `scores`, ties broken towards the lower index."""
+    import torch
+
+    index = index.to(scores.device).long().view(-1, 1)
+    target = scores.gather(1, index)
+    position = torch.arange(scores.shape[1], device=scores.device)
+    return (scores > target).sum(dim=1) + ((scores == target) & (position < index)).sum(dim=1)
+
+
 def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """Per sample: True where the label is among the top-k logits (k capped at the number of classes)."""
-    k = min(k, logits.shape[1])
-    top = logits.topk(k, dim=1).indices
-    return (top == labels.view(-1, 1)).any(dim=1)
+    return rank_of(logits, labels) < k
+
+
+def predictions(logits: torch.Tensor) -> torch.Tensor:
+    """The argmax of each row; torch documents that it returns the first (lowest) index among equal maxima."""
+    return logits.argmax(dim=1)
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
@@ -74,7 +90,7 @@ def balanced_accuracy_present(labels: np.ndarray, predicted: np.ndarray, logits:
 
 def mean_per_class_recall(logits: torch.Tensor, labels: torch.Tensor) -> float:
     scores = logits.float().cpu().numpy()
-    return balanced_accuracy_present(labels.cpu().numpy(), scores.argmax(axis=1), scores)
+    return balanced_accuracy_present(labels.cpu().numpy(), predictions(logits).cpu().numpy(), scores)
 
 
 def elevater_probabilities(logits: torch.Tensor) -> np.ndarray:
@@ -113,13 +129,20 @@ def roc_auc(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, probabilities[:, 1]))
 
 
-def _first_hit(hits: torch.Tensor) -> torch.Tensor:
-    """Index of the first True in each row of a (queries, k) bool tensor; k where there is none."""
+def _first_positive_rank(scores: torch.Tensor, positive: torch.Tensor, max_k: int) -> torch.Tensor:
+    """Per row of a (queries, gallery) score matrix: the zero-based rank of the first correct item, the ties
+    broken towards the lower index, capped at max_k; max_k where a row has no correct item.
+
+    That first item is the correct one with the highest score, the lowest-indexed among equals: every item
+    ranked above it is wrong, so its rank is the rank of the first correct item."""
     import torch
 
-    k = hits.shape[1]
-    position = torch.arange(k, device=hits.device).expand_as(hits)
-    return torch.where(hits, position, torch.full_like(position, k)).min(dim=1).values
+    position = torch.arange(scores.shape[1], device=scores.device)
+    best = scores.masked_fill(~positive, float("-inf")).max(dim=1, keepdim=True).values
+    first = torch.where(positive & (scores == best), position, scores.shape[1]).min(dim=1, keepdim=True).values
+    rank = (scores > best).sum(dim=1) + ((scores == best) & (position < first)).sum(dim=1)
+    rank[~positive.any(dim=1)] = max_k
+    return rank.clamp(max=max_k)
 
 
 def retrieval_ranks(
@@ -137,31 +160,22 @@ def retrieval_ranks(
 
     image_emb, text_emb = image_emb.float(), text_emb.float()
     text_to_image = text_to_image.to(image_emb.device).long()
-    k_images = min(max_k, image_emb.shape[0])
-    k_texts = min(max_k, text_emb.shape[0])
+    images = torch.arange(image_emb.shape[0], device=image_emb.device)
 
     t2i = []
     for start in range(0, text_emb.shape[0], chunk_size):
         scores = text_emb[start:start + chunk_size] @ image_emb.T
-        top = scores.topk(k_images, dim=1).indices
-        hits = top == text_to_image[start:start + chunk_size].view(-1, 1)
-        t2i.append(_first_hit(hits))
+        positive = images.view(1, -1) == text_to_image[start:start + chunk_size].view(-1, 1)
+        t2i.append(_first_positive_rank(scores, positive, max_k))
 
     i2t = []
     for start in range(0, image_emb.shape[0], chunk_size):
         scores = image_emb[start:start + chunk_size] @ text_emb.T
-        top = scores.topk(k_texts, dim=1).indices
-        owners = text_to_image[top]
-        wanted = torch.arange(start, start + scores.shape[0], device=owners.device).view(-1, 1)
-        i2t.append(_first_hit(owners == wanted))
+        positive = text_to_image.view(1, -1) == images[start:start + chunk_size].view(-1, 1)
+        i2t.append(_first_positive_rank(scores, positive, max_k))
 
     none = torch.zeros(0, dtype=torch.long)
-    t2i_rank = torch.cat(t2i).cpu() if t2i else none
-    i2t_rank = torch.cat(i2t).cpu() if i2t else none
-    # a capped rank means "not in the top max_k"; mark it as max_k whatever the gallery size
-    t2i_rank[t2i_rank >= k_images] = max_k
-    i2t_rank[i2t_rank >= k_texts] = max_k
-    return t2i_rank, i2t_rank
+    return (torch.cat(t2i).cpu() if t2i else none), (torch.cat(i2t).cpu() if i2t else none)
 
 
 def _pair_mask(pairs: torch.Tensor, column: int, start: int, stop: int, width: int) -> torch.Tensor:
@@ -189,32 +203,27 @@ def retrieval_ranks_multi(
     image_emb, text_emb = image_emb.float(), text_emb.float()
     pairs = positives.to(image_emb.device).long().view(-1, 2)
     n_images, n_texts = image_emb.shape[0], text_emb.shape[0]
-    k_images, k_texts = min(max_k, n_images), min(max_k, n_texts)
 
     t2i = []
     for start in range(0, n_texts, chunk_size):
         stop = min(start + chunk_size, n_texts)
-        top = (text_emb[start:stop] @ image_emb.T).topk(k_images, dim=1).indices
-        t2i.append(_first_hit(_pair_mask(pairs, 0, start, stop, n_images).gather(1, top)))
+        scores = text_emb[start:stop] @ image_emb.T
+        t2i.append(_first_positive_rank(scores, _pair_mask(pairs, 0, start, stop, n_images), max_k))
 
     queries = torch.unique(pairs[:, 1])
     images_of_pairs, texts_of_pairs = pairs[:, 1].contiguous(), pairs[:, 0].contiguous()
     i2t = []
     for start in range(0, len(queries), chunk_size):
         chunk = queries[start:start + chunk_size]
-        top = (image_emb[chunk] @ text_emb.T).topk(k_texts, dim=1).indices
+        scores = image_emb[chunk] @ text_emb.T
         mask = torch.zeros(len(chunk), n_texts, dtype=torch.bool, device=pairs.device)
         rows = torch.searchsorted(chunk, images_of_pairs)
         keep = (rows < len(chunk)) & (chunk[rows.clamp(max=len(chunk) - 1)] == images_of_pairs)
         mask[rows[keep], texts_of_pairs[keep]] = True
-        i2t.append(_first_hit(mask.gather(1, top)))
+        i2t.append(_first_positive_rank(scores, mask, max_k))
 
     none = torch.zeros(0, dtype=torch.long)
-    t2i_rank = torch.cat(t2i).cpu() if t2i else none
-    i2t_rank = torch.cat(i2t).cpu() if i2t else none
-    t2i_rank[t2i_rank >= k_images] = max_k
-    i2t_rank[i2t_rank >= k_texts] = max_k
-    return t2i_rank, i2t_rank
+    return (torch.cat(t2i).cpu() if t2i else none), (torch.cat(i2t).cpu() if i2t else none)
 
 
 def recall_at(ranks, k: int) -> float:

@@ -273,3 +273,69 @@ def test_mean_per_class_recall_bootstrap_drops_the_classes_a_resample_lacks():
         evaluator.add_predictions(torch.softmax(torch.from_numpy(scores), dim=1).numpy(), rows)
         assert drawn.values()["mean_per_class_recall"] == pytest.approx(evaluator.get_report()["balanced_accuracy"], abs=1e-12)
     assert lacking > 5
+
+
+# ---------------------------------------------------------------- ties: the lower index wins
+
+def _lower_index_order(row) -> list[int]:
+    """Indices of `row`, best first, equal scores in index order: the rule written as a plain sort."""
+    return sorted(range(len(row)), key=lambda i: (-row[i], i))
+
+
+def _integer_embeddings(seed, n, dim=6):
+    """Small-integer vectors: every dot product is exact in float32, so equal scores are exactly equal
+    and there are many of them."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(-1, 2, (n, dim), generator=gen).float()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classification_ties_go_to_the_lower_class_index(seed):
+    logits = _integer_embeddings(seed, 400) @ _integer_embeddings(seed + 10, 40).T
+    labels = torch.randint(0, 40, (400,), generator=torch.Generator().manual_seed(seed))
+    rank = [_lower_index_order(row).index(label) for row, label in zip(logits.tolist(), labels.tolist())]
+    assert sum(r != (row > row[label]).sum() for r, row, label in zip(rank, logits, labels)) > 50  # ties matter
+    for k in (1, 5):
+        assert metrics.topk_hits(logits, labels, k).tolist() == [r < k for r in rank]
+    assert metrics.predictions(logits).tolist() == [_lower_index_order(row)[0] for row in logits.tolist()]
+    # ELEVATER's acc1 is np.argmax, which returns the first maximum
+    # (Computer-Vision-in-the-Wild/Elevater_Toolkit_IC, vision_evaluation's TopKAccuracyEvaluator for k=1)
+    assert metrics.predictions(logits).tolist() == np.argmax(logits.numpy(), axis=1).tolist()
+
+
+def _reference_ranks(scores: torch.Tensor, positive: torch.Tensor, max_k: int) -> list[int]:
+    """Position of the first correct item in each row's lower-index-first order, capped at max_k."""
+    out = []
+    for row, wanted in zip(scores.tolist(), positive.tolist()):
+        found = [p for p, i in enumerate(_lower_index_order(row)) if wanted[i]]
+        out.append(min(found[0], max_k) if found else max_k)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_retrieval_ties_go_to_the_lower_gallery_index(seed):
+    """Duplicated images and captions plus integer embeddings: exact ties everywhere."""
+    images = _integer_embeddings(seed, 60)
+    images[30:] = images[:30]  # every image twice
+    owners = torch.arange(60).repeat_interleave(3)
+    texts = images[owners] + _integer_embeddings(seed + 5, 180)
+    texts[1::3] = texts[0::3]  # duplicated captions of one image
+    scores = texts @ images.T
+    positive = owners.view(-1, 1) == torch.arange(60).view(1, -1)
+    t2i, i2t = metrics.retrieval_ranks(images, texts, owners, chunk_size=17)
+    assert t2i.tolist() == _reference_ranks(scores, positive, 10)
+    assert i2t.tolist() == _reference_ranks(scores.T, positive.T, 10)
+    assert 0 < int((t2i == 0).sum()) < len(t2i)
+    # the many-to-many path follows the same rule
+    pairs = torch.stack([torch.arange(len(owners)), owners], dim=1)
+    multi = metrics.retrieval_ranks_multi(images, texts, pairs, chunk_size=23)
+    assert torch.equal(multi[0], t2i) and torch.equal(multi[1], i2t)
+
+
+def test_retrieval_tie_by_hand():
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # images 0 and 1 are the same picture
+    texts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    t2i, i2t = metrics.retrieval_ranks(images, texts, torch.tensor([0, 1, 2]))
+    # text 1's image ties with image 0, which comes first: rank 1; text 0's wins the tie: rank 0
+    assert t2i.tolist() == [0, 1, 0]
+    assert i2t.tolist() == [0, 1, 0]

@@ -31,7 +31,7 @@ class ClassificationMetric(Metric):
 LABELS = Column("labels", "images", lambda s: s["labels"].cpu().numpy())
 TOP1 = Column("top1", "images", lambda s: metrics.topk_hits(s["logits"], s["labels"], 1).cpu().numpy())
 TOP5 = Column("top5", "images", lambda s: metrics.topk_hits(s["logits"], s["labels"], 5).cpu().numpy())
-PREDICTED = Column("predicted", "images", lambda s: s["logits"].argmax(dim=1).cpu().numpy())
+PREDICTED = Column("predicted", "images", lambda s: metrics.predictions(s["logits"]).cpu().numpy())
 LOGITS = Column("logits", "images", lambda s: s["logits"].float().cpu().numpy())
 PROBABILITIES = Column("probabilities", "images", lambda s: metrics.elevater_probabilities(s["logits"]))
 
