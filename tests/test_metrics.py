@@ -298,9 +298,15 @@ def test_classification_ties_go_to_the_lower_class_index(seed):
     for k in (1, 5):
         assert metrics.topk_hits(logits, labels, k).tolist() == [r < k for r in rank]
     assert metrics.predictions(logits).tolist() == [_lower_index_order(row)[0] for row in logits.tolist()]
-    # ELEVATER's acc1 is np.argmax, which returns the first maximum
-    # (Computer-Vision-in-the-Wild/Elevater_Toolkit_IC, vision_evaluation's TopKAccuracyEvaluator for k=1)
+    # ELEVATER's acc1 (Computer-Vision-in-the-Wild/Elevater_Toolkit_IC @ 00d0af7, vision_benchmark/evaluation/
+    # metric.py: accuracy) is vision-evaluation's TopKAccuracyEvaluator(1), whose TopKPredictionFilter takes
+    # np.argmax for k = 1: the first maximum. (Its k > 1 uses np.argpartition: no defined order among ties.)
+    from vision_evaluation.evaluators import TopKAccuracyEvaluator
+
     assert metrics.predictions(logits).tolist() == np.argmax(logits.numpy(), axis=1).tolist()
+    evaluator = TopKAccuracyEvaluator(1)
+    evaluator.add_predictions(logits.numpy(), labels.numpy())
+    assert metrics.topk_accuracy(logits, labels, 1) == evaluator.get_report()["accuracy_top1"]
 
 
 def _reference_ranks(scores: torch.Tensor, positive: torch.Tensor, max_k: int) -> list[int]:
