@@ -10,7 +10,7 @@ from .errors import ClipbenchError
 from .paths import data_dir
 from .registry import Registry
 from .specs import ProtocolSpec
-from .tasks import parse
+from .tasks import parse, task_registry
 
 DEFAULT = "clipbench"
 
@@ -19,6 +19,14 @@ def load_protocol_file(path: Path) -> ProtocolSpec:
     spec = parse(path, ProtocolSpec)
     if spec.name != path.stem:
         raise ClipbenchError(f"{path}: field 'name' is '{spec.name}' but the file is named '{path.stem}.toml'; make them equal")
+    tasks = task_registry()
+    for name, own in spec.tasks.items():
+        # a setting for a task that does not exist, or that its kind does not read, would change nothing, silently
+        if name not in tasks:
+            raise ClipbenchError(f"{path}: field 'tasks.{name}': {tasks.unknown_message(name)}")
+        if own.prompts and tasks.get(name).kind != "classification":
+            raise ClipbenchError(f"{path}: field 'tasks.{name}.prompts': task '{name}' is {tasks.get(name).kind}, which "
+                                 "reads no prompt file; remove it")
     return spec
 
 

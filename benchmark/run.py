@@ -131,17 +131,23 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
                                      "run them separately, into different --output folders", exit_code=2)
             planned[path] = job
             check_file(path, "--output")
-            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed))
+            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), options.protocol)
             paths[(checkpoint, task.name, lang, task.source_file)] = path
     return paths
 
 
-def _check_replaceable(path: Path, ours: tuple) -> None:
-    """A rerun of one measurement replaces its own file; a file there from another measurement stays."""
+def _check_replaceable(path: Path, ours: tuple, protocol: str) -> None:
+    """A rerun of one measurement replaces its own file; a file there from another measurement (or another
+    protocol) stays."""
     try:
-        earlier = Result.model_validate(json.loads(path.read_text(encoding="utf-8"))).identity
+        found = Result.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):  # not JSON, or not a result (a pydantic ValidationError is a ValueError)
         return  # nothing there, or not a result file: nothing to lose
+    earlier = found.identity
+    ours_protocol = Path(protocol).stem if protocol.endswith(".toml") else protocol
+    if earlier == ours and found.protocol_name != ours_protocol:
+        raise ClipbenchError(f"{path} holds this measurement under protocol '{found.protocol_name}', and this run uses "
+                             f"'{ours_protocol}'; move it away or choose another --output", exit_code=2)
     if earlier != ours:
         raise ClipbenchError(f"{path} holds another measurement ({describe_identity(earlier)}) than this run would "
                              f"write there ({describe_identity(ours)}); move it away or choose another --output", exit_code=2)

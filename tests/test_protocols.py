@@ -184,3 +184,21 @@ def test_list_protocols_shows_source_and_changes():
     capivara = next(line for line in done.stdout.splitlines() if line.startswith("| capivara "))
     assert "hiaac-nlp/CAPIVARA@525dec2" in capivara and "mean-then-normalise" in capivara
     assert "imagenet1k-capivara" in capivara
+
+
+def test_a_protocol_setting_for_an_unknown_task_is_refused(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text('name = "typo"\ndescription = "x"\n[tasks.imagenet-1k]\ntemplate_averaging = "mean-then-normalise"\n')
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--protocol", str(path), "-o", str(tmp_path / "o"))
+    assert_clean_failure(done, 1, str(path), "tasks.imagenet-1k", "Did you mean: imagenet1k", out=tmp_path)
+
+
+def test_a_result_of_another_protocol_is_not_overwritten(tmp_path):
+    out = tmp_path / "out"
+    first = run_shapes(out)
+    mine = tmp_path / "raw-mean.toml"
+    mine.write_text('name = "raw-mean"\ndescription = "x"\ntemplate_averaging = "mean-then-normalise"\n')
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--limit", "40", "-j", "0", "-o", str(out),
+                     "--protocol", str(mine))
+    assert_clean_failure(done, 2, "under protocol 'clipbench'", "'raw-mean'")
+    assert read_results(out) == first
