@@ -39,6 +39,10 @@ def _protocol_registry(root: Path) -> Registry[ProtocolSpec]:
     registry: Registry[ProtocolSpec] = Registry("protocol")
     for path in sorted(root.glob("*.toml")):
         registry.register(path.stem, load_protocol_file(path), origin=str(path))
+    for name, spec in registry.items():
+        if spec.alias_of is not None and (spec.alias_of not in registry or registry.get(spec.alias_of).alias_of):
+            problem = registry.unknown_message(spec.alias_of) if spec.alias_of not in registry else "an alias of an alias"
+            raise ClipbenchError(f"{registry.origin(name)}: field 'alias_of': {problem}")
     return registry
 
 
@@ -46,11 +50,14 @@ def resolve(name: str) -> ProtocolSpec:
     """A registered protocol by name, or a protocol file (*.toml) by path."""
     registry = protocol_registry()
     if name in registry or not name.endswith(".toml"):
-        return registry.get(name)
+        spec = registry.get(name)
+        return registry.get(spec.alias_of) if spec.alias_of else spec
     path = Path(name).expanduser()
     if not path.is_file():
         raise ClipbenchError(f"protocol file {path} does not exist; check the --protocol path", exit_code=2)
     spec = load_protocol_file(path)
+    if spec.alias_of:
+        return registry.get(spec.alias_of)
     if spec.name in registry:
         raise ClipbenchError(f"{path}: protocol '{spec.name}' is already defined in {registry.origin(spec.name)}; "
                              "give yours another name (its 'name' field and its file name)")

@@ -186,7 +186,17 @@ class ProtocolSpec(Strict):
     preprocessing: PREPROCESSING = "task"
     tie_rule: Literal["lower-index"] = "lower-index"
     tasks: dict[str, ProtocolTask] = Field(default_factory=dict)
+    # another protocol's name: this one is that protocol (results record that name, so they compare)
+    alias_of: Optional[str] = None
     source_file: str = ""
+
+    @model_validator(mode="after")
+    def _alias_alone(self) -> "ProtocolSpec":
+        if self.alias_of is not None:
+            extra = sorted(set(self.model_fields_set) - {"name", "description", "source", "alias_of", "source_file"})
+            if extra:
+                raise ValueError(f"an alias (alias_of) takes its settings from '{self.alias_of}'; remove {', '.join(extra)}")
+        return self
 
     def settings(self, task: str, language: str) -> dict:
         """The settings this protocol resolves to for `task` in `language` (recorded in every result)."""
@@ -200,6 +210,8 @@ class ProtocolSpec(Strict):
 
     def changes(self) -> str:
         """What it changes from clipbench's defaults, in words (for `clipbench list protocols`)."""
+        if self.alias_of:
+            return f"the same as {self.alias_of} (an alias)"
         default = ProtocolSpec(name="x", description="")
         parts = [f"{field} {getattr(self, field)}" for field in ("template_averaging", "preprocessing")
                  if getattr(self, field) != getattr(default, field)]

@@ -29,7 +29,7 @@ SHARED_PT = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" 
 
 def test_bundled_protocols_load_and_name_real_tasks_and_prompts():
     registry = protocol_registry()
-    assert {"clipbench", "capivara", "elevater", "clip-benchmark", "chinese-clip"} <= set(registry)
+    assert {"clipbench", "capivara", "elevater", "clip-benchmark", "chinese-clip", "altclip"} <= set(registry)
     tasks = task_registry()
     for name, spec in registry.items():
         assert spec.name == name
@@ -202,3 +202,14 @@ def test_a_result_of_another_protocol_is_not_overwritten(tmp_path):
                      "--protocol", str(mine))
     assert_clean_failure(done, 2, "under protocol 'clipbench'", "'raw-mean'")
     assert read_results(out) == first
+
+
+def test_altclip_is_an_alias_of_clip_benchmark(tmp_path):
+    assert resolve("altclip") == resolve("clip-benchmark")
+    results = run_shapes(tmp_path / "out", "--protocol", "altclip")
+    assert results[0]["protocol"]["name"] == "clip-benchmark"
+    assert results[0]["protocol"]["settings"]["preprocessing"] == "model"
+    path = tmp_path / "bad-alias.toml"
+    path.write_text('name = "bad-alias"\ndescription = "x"\nalias_of = "clip-benchmark"\npreprocessing = "square"\n')
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--protocol", str(path), "-o", str(tmp_path / "o"))
+    assert_clean_failure(done, 1, str(path), "alias", "remove preprocessing")
