@@ -18,6 +18,7 @@ from benchmark.paths import data_dir
 from benchmark.protocols import protocol_registry, resolve
 from benchmark.report.table import build_table
 from benchmark.results import Result
+from benchmark.specs import ProtocolSpec
 from benchmark.tasks import task_registry
 from helpers import clipbench, read_results
 from test_errors import assert_clean_failure
@@ -213,3 +214,38 @@ def test_altclip_is_an_alias_of_clip_benchmark(tmp_path):
     path.write_text('name = "bad-alias"\ndescription = "x"\nalias_of = "clip-benchmark"\npreprocessing = "square"\n')
     done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--protocol", str(path), "-o", str(tmp_path / "o"))
     assert_clean_failure(done, 1, str(path), "alias", "remove preprocessing")
+
+
+@pytest.mark.parametrize("protocol, averaging, crop", [
+    ("clipbench", "normalise-then-mean", False),  # the task file squashes KITTI-Distance (ELEVATER)
+    ("capivara", "normalise-then-mean", True),  # CAPIVARA's zero_shot_elevater.py: the model's own crop, KITTI included
+    ("chinese-clip", "normalise-then-mean", False),  # every image squashed to a square
+])
+def test_classification_applies_the_protocol(monkeypatch, protocol, averaging, crop):
+    import benchmark.embed
+    from benchmark.kinds import classification
+
+    task = task_registry().get("kitti-distance")
+    seen = {}
+
+    def classifier(encoder, prompts, batch_size, averaging):
+        seen["averaging"] = averaging
+        return torch.eye(len(prompts.classnames), 4)
+
+    class Cache:
+        def get(self, encoder, source, batch_size, num_workers, center_crop):
+            seen["center_crop"] = center_crop
+            return torch.eye(3, 4), 0.0, False
+
+    class Data:
+        num_classes = task.num_classes or 4
+        prompts = None
+        labels = [0, 1, 2]
+        images = [None] * 3
+
+    monkeypatch.setattr(benchmark.embed, "build_classifier", classifier)
+    classification.score(task, Data(), None, Cache(), "en", 8, 0, resolve(protocol).settings(task.name, "en"))
+    assert seen == {"averaging": averaging, "center_crop": crop}
+    raw_mean = ProtocolSpec(name="raw-mean", description="x", template_averaging="mean-then-normalise")
+    classification.score(task, Data(), None, Cache(), "en", 8, 0, raw_mean.settings(task.name, "en"))
+    assert seen == {"averaging": "mean-then-normalise", "center_crop": False}
