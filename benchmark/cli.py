@@ -24,6 +24,7 @@ class Listing(str, Enum):
     models = "models"
     tasks = "tasks"
     suites = "suites"
+    protocols = "protocols"
 
 
 @app.command()
@@ -44,23 +45,25 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for --bootstrap and --limit (default 0); recorded in every result."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N images per dataset."),
     text_field: Optional[str] = typer.Option(None, "--text-field", help="Pair-scoring tasks (news-thumbnails): title or summary."),
+    protocol: str = typer.Option("clipbench", "--protocol", help="A paper's evaluation choices (template averaging, preprocessing, prompts); see 'clipbench list protocols'."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
     from .report.table import run_table
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
-                         data_root=_data_root(data_root))
+                         data_root=_data_root(data_root), protocol=protocol)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))
 
 
 @app.command("list")
-def list_(what: Listing = typer.Argument(..., help="models, tasks or suites"), pattern: str = typer.Option("*", "--filter", help="Shell pattern on names.")):
-    """List registered models, tasks or suites."""
-    from .listing import list_models, list_suites, list_tasks
+def list_(what: Listing = typer.Argument(..., help="models, tasks, suites or protocols"), pattern: str = typer.Option("*", "--filter", help="Shell pattern on names.")):
+    """List registered models, tasks, suites or protocols."""
+    from .listing import list_models, list_protocols, list_suites, list_tasks
 
-    typer.echo({"models": list_models, "tasks": list_tasks, "suites": list_suites}[what.value](pattern))
+    listings = {"models": list_models, "tasks": list_tasks, "suites": list_suites, "protocols": list_protocols}
+    typer.echo(listings[what.value](pattern))
 
 
 data_app = typer.Typer(help="Datasets under the data root: check what is there, download what the hub has.", no_args_is_help=True)

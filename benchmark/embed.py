@@ -105,18 +105,26 @@ def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: in
     return out
 
 
-def embed_texts(encoder: Encoder, texts: list[str], batch_size: int = 256) -> torch.Tensor:
-    """(T, D) float32, L2-normalised."""
-    chunks = [encoder.encode_texts(texts[i:i + batch_size]).cpu() for i in range(0, len(texts), batch_size)]
+def embed_texts(encoder: Encoder, texts: list[str], batch_size: int = 256, normalise: bool = True) -> torch.Tensor:
+    """(T, D) float32, L2-normalised unless normalise=False."""
+    chunks = [encoder.encode_texts(texts[i:i + batch_size], normalise).cpu() for i in range(0, len(texts), batch_size)]
     return torch.cat(chunks) if chunks else torch.zeros(0, 0)
 
 
-def build_classifier(encoder: Encoder, prompts: Prompts, batch_size: int = 256) -> torch.Tensor:
-    """Zero-shot classifier (C, D): per class, the L2-normalised mean of its L2-normalised template
-    embeddings. All (class, template) texts are encoded together in batches, many classes per pass."""
+def build_classifier(encoder: Encoder, prompts: Prompts, batch_size: int = 256,
+                     averaging: str = "normalise-then-mean") -> torch.Tensor:
+    """Zero-shot classifier (C, D): per class, the L2-normalised mean of its template embeddings, each
+    L2-normalised first ("normalise-then-mean", CLIP_benchmark) or raw ("mean-then-normalise", CAPIVARA's
+    ImageNet script). All (class, template) texts are encoded together in batches, many classes per pass."""
+    if averaging not in ("normalise-then-mean", "mean-then-normalise"):
+        raise ValueError(f"unknown template averaging '{averaging}'")
     texts = prompts.texts()
-    embeddings = embed_texts(encoder, texts, batch_size)
-    per_class = embeddings.view(len(prompts.classnames), len(prompts.templates), -1)
+    embeddings = embed_texts(encoder, texts, batch_size, normalise=averaging == "normalise-then-mean")
+    return average_templates(embeddings.view(len(prompts.classnames), len(prompts.templates), -1))
+
+
+def average_templates(per_class: torch.Tensor) -> torch.Tensor:
+    """(C, T, D) template embeddings -> (C, D) classifier: the normalised mean over templates."""
     return F.normalize(per_class.mean(dim=1), dim=-1)
 
 

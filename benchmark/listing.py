@@ -68,3 +68,17 @@ def list_suites(pattern: str = "*") -> str:
          "description": registry.get(name).description}
         for name in registry.names(pattern)
     ])
+
+
+def list_protocols(pattern: str = "*") -> str:
+    from .protocols import protocol_registry
+
+    registry = protocol_registry()
+    rows = []
+    for name in registry.names(pattern):
+        spec = registry.get(name)
+        source = spec.source
+        rows.append({"protocol": name,
+                     "source": f"{source.repository}@{source.commit[:7]} {source.path}" if source else "-",
+                     "changes": spec.changes(), "description": spec.description})
+    return _table(rows)

@@ -38,6 +38,9 @@ class PromptFile(BaseModel):
     classnames: list[str] = Field(min_length=2)
     templates: list[str] = Field(min_length=1)
     notes: Optional[str] = None
+    # true: names and templates are used exactly as written, leading and trailing spaces included, because the
+    # upstream script encodes them so (CAPIVARA's 'coleonyx mitratus ', 'Arte do {} ')
+    verbatim: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,4 +136,6 @@ def load(name: str, language: str, num_classes: int | None = None, root: Path | 
         raise ClipbenchError(describe_validation_error(path, exc)) from None
     if raw.language != language:
         raise ClipbenchError(f"{path}: field 'language' is '{raw.language}' but the file is under {language}/; make them equal")
+    if raw.verbatim:
+        return check(Prompts(list(raw.classnames), list(raw.templates), str(path)), num_classes, f"task '{name}'")
     return check(Prompts([c.strip() for c in raw.classnames], [t.strip() for t in raw.templates], str(path)), num_classes, f"task '{name}'")

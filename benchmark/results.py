@@ -66,6 +66,18 @@ class PromptsInfo(Part):
     n_templates: Optional[int] = None
 
 
+class ProtocolInfo(Part):
+    """The protocol a result was evaluated under (protocols/<name>.toml) and what it resolved to for this task
+    and language: template_averaging, preprocessing, prompts (a protocol's prompt file, or null), tie_rule."""
+
+    name: str
+    settings: dict[str, Any]
+
+
+# Results written before protocols existed were evaluated with clipbench's defaults.
+DEFAULT_PROTOCOL = "clipbench"
+
+
 class Bootstrap(Part):
     n: Optional[int] = None  # draws
     seed: Optional[int] = None
@@ -112,6 +124,7 @@ class Result(Part):
     model: ModelInfo
     dataset: DatasetInfo
     prompts: Optional[PromptsInfo]  # required; null for tasks without prompts
+    protocol: Optional[ProtocolInfo] = None  # absent in results written before protocols: DEFAULT_PROTOCOL
     run: Optional[RunInfo] = None
 
     @property
@@ -121,6 +134,10 @@ class Result(Part):
     @property
     def key(self) -> Key:
         return Key(self.group, self.task, self.language)
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol.name if self.protocol else DEFAULT_PROTOCOL
 
     @property
     def member(self) -> tuple[str, Optional[int]]:
@@ -181,6 +198,7 @@ class BaselineEntry(Part):
     limit: Optional[tuple[int, Optional[int]]] = None  # (n, seed) of a --limit subset
     fingerprint: Optional[str] = None
     prompts_sha256: Optional[str] = None
+    protocol: Optional[str] = None
 
     @property
     def key(self) -> Key:

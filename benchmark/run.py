@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, kinds, models, tasks as task_files
+from . import __version__, kinds, models, protocols, tasks as task_files
 from .download import load_or_fetch
 from .data.subset import subset
 from .embed import ImageEmbeddingCache
@@ -19,9 +19,10 @@ from .models.base import check_precision, pick_device
 from .paths import DEFAULT_DATA_ROOT, git_commit
 from .outputs import check_file, check_folder
 from .result_names import result_name
-from .results import (SCHEMA_VERSION, Bootstrap, DatasetInfo, Limit, ModelInfo, PromptsInfo, Result, RunInfo,
+from .results import (SCHEMA_VERSION, Bootstrap, DatasetInfo, Limit, ModelInfo, PromptsInfo, ProtocolInfo, Result,
+                      RunInfo,
                       describe_identity)
-from .specs import ModelSpec, TaskSpec
+from .specs import ModelSpec, ProtocolSpec, TaskSpec
 
 
 @dataclass
@@ -38,6 +39,7 @@ class RunOptions:
     limit: int | None = None  # evaluate a seeded random subset of this many images per dataset
     text_field: str | None = None  # pair-scoring tasks: compare images with titles or summaries
     data_root: Path = DEFAULT_DATA_ROOT  # task files' relative dataset paths are read under it
+    protocol: str = protocols.DEFAULT  # a paper's evaluation choices (protocols/<name>.toml)
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -129,24 +131,32 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
                                      "run them separately, into different --output folders", exit_code=2)
             planned[path] = job
             check_file(path, "--output")
-            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed))
+            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), options.protocol)
             paths[(checkpoint, task.name, lang, task.source_file)] = path
     return paths
 
 
-def _check_replaceable(path: Path, ours: tuple) -> None:
-    """A rerun of one measurement replaces its own file; a file there from another measurement stays."""
+def _check_replaceable(path: Path, ours: tuple, protocol: str) -> None:
+    """A rerun of one measurement replaces its own file; a file there from another measurement (or another
+    protocol) stays."""
     try:
-        earlier = Result.model_validate(json.loads(path.read_text(encoding="utf-8"))).identity
+        found = Result.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):  # not JSON, or not a result (a pydantic ValidationError is a ValueError)
         return  # nothing there, or not a result file: nothing to lose
+    earlier = found.identity
+    ours_protocol = Path(protocol).stem if protocol.endswith(".toml") else protocol
+    if earlier == ours and found.protocol_name != ours_protocol:
+        raise ClipbenchError(f"{path} holds this measurement under protocol '{found.protocol_name}', and this run uses "
+                             f"'{ours_protocol}'; move it away or choose another --output", exit_code=2)
     if earlier != ours:
         raise ClipbenchError(f"{path} holds another measurement ({describe_identity(earlier)}) than this run would "
                              f"write there ({describe_identity(ours)}); move it away or choose another --output", exit_code=2)
 
 
 def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, outcome: Outcome,
-                options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None) -> Result:
+                options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None,
+                protocol: ProtocolSpec | None = None) -> Result:
+    protocol = protocol or protocols.resolve(options.protocol)
     fresh = not outcome.images_cached and outcome.image_seconds > 0
     seed = recorded_seed(options)
     return Result(
@@ -162,6 +172,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             task_file=task.source_file, **({"details": outcome.extra} if outcome.extra else {})),
         prompts=None if outcome.prompts is None else PromptsInfo(
             origin=outcome.prompts.origin, sha256=outcome.prompts.sha256, n_templates=len(outcome.prompts.templates)),
+        protocol=ProtocolInfo(name=protocol.name, settings=protocol.settings(task.name, language)),
         run=RunInfo(
             clipbench_version=__version__, git_commit=git_commit(), device=str(encoder.device),
             precision=encoder.precision, batch_size=options.batch_size, num_workers=options.num_workers,
@@ -187,6 +198,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     if not task_names:
         raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
     check_folder(options.output, "--output")
+    protocol = protocols.resolve(options.protocol)
     spec = models.resolve(model_name, pretrained)
     resolved = task_files.resolve(task_names)
     specs = kinds.apply_options(resolved, {"text_field": options.text_field})
@@ -200,7 +212,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         if options.limit:
             data = subset(data, options.limit, options.seed or 0)
         loaded[(task.name, lang, task.source_file)] = data
-        kinds.check(task, data, lang)
+        kinds.check(task, data, lang, protocol.settings(task.name, lang))
     paths = plan_outputs(spec, jobs, loaded, options)
 
     results = []
@@ -210,9 +222,10 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         for task, lang in jobs:
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
             data = loaded[(task.name, lang, task.source_file)]
-            outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers)
+            outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers,
+                               protocol.settings(task.name, lang))
             result = make_result(spec, encoder, task, lang, data, outcome, options, started,
-                                 time.perf_counter() - t0, checkpoint)
+                                 time.perf_counter() - t0, checkpoint, protocol)
             path = result.write(paths[(checkpoint, task.name, lang, task.source_file)])
             label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
             echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")

@@ -149,3 +149,74 @@ class ModelSpec(Strict):
             changes = {k: v for k, v in checkpoint.model_dump().items() if k != "name" and v is not None}
             out.append((checkpoint.name, self.model_copy(update={**changes, "checkpoints": []})))
         return out
+
+
+AVERAGING = Literal["normalise-then-mean", "mean-then-normalise"]
+PREPROCESSING = Literal["model", "task", "square"]
+
+
+class ProtocolSource(Strict):
+    """The upstream evaluation script a protocol follows."""
+
+    repository: str
+    commit: str = Field(pattern=r"^[0-9a-f]{7,40}$")
+    path: str
+
+
+class ProtocolTask(Strict):
+    """A protocol's settings for one task; unset fields take the protocol's."""
+
+    template_averaging: Optional[AVERAGING] = None
+    preprocessing: Optional[PREPROCESSING] = None
+    prompts: dict[str, str] = Field(default_factory=dict)  # language -> prompt file name under prompts/<language>/
+
+
+class ProtocolSpec(Strict):
+    """A paper's evaluation choices (DESIGN.md 2b). Unset = clipbench's default:
+    - template_averaging: "normalise-then-mean" (CLIP_benchmark, ours) or "mean-then-normalise" (raw template
+      embeddings averaged, then normalised: CAPIVARA's run_evaluation)
+    - preprocessing: "task" (the model's resize + centre crop, unless the task file sets center_crop = false),
+      "model" (the model's own everywhere), "square" (squash every image to the input size: Chinese-CLIP)
+    - tie_rule: recorded; ties go to the lower class index (argmax / stable top-k)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str
+    source: Optional[ProtocolSource] = None
+    template_averaging: AVERAGING = "normalise-then-mean"
+    preprocessing: PREPROCESSING = "task"
+    tie_rule: Literal["lower-index"] = "lower-index"
+    tasks: dict[str, ProtocolTask] = Field(default_factory=dict)
+    # another protocol's name: this one is that protocol (results record that name, so they compare)
+    alias_of: Optional[str] = None
+    source_file: str = ""
+
+    @model_validator(mode="after")
+    def _alias_alone(self) -> "ProtocolSpec":
+        if self.alias_of is not None:
+            extra = sorted(set(self.model_fields_set) - {"name", "description", "source", "alias_of", "source_file"})
+            if extra:
+                raise ValueError(f"an alias (alias_of) takes its settings from '{self.alias_of}'; remove {', '.join(extra)}")
+        return self
+
+    def settings(self, task: str, language: str) -> dict:
+        """The settings this protocol resolves to for `task` in `language` (recorded in every result)."""
+        own = self.tasks.get(task, ProtocolTask())
+        return {
+            "template_averaging": own.template_averaging or self.template_averaging,
+            "preprocessing": own.preprocessing or self.preprocessing,
+            "prompts": own.prompts.get(language),
+            "tie_rule": self.tie_rule,
+        }
+
+    def changes(self) -> str:
+        """What it changes from clipbench's defaults, in words (for `clipbench list protocols`)."""
+        if self.alias_of:
+            return f"the same as {self.alias_of} (an alias)"
+        default = ProtocolSpec(name="x", description="")
+        parts = [f"{field} {getattr(self, field)}" for field in ("template_averaging", "preprocessing")
+                 if getattr(self, field) != getattr(default, field)]
+        for task, own in sorted(self.tasks.items()):
+            fields = [f"{field} {value}" for field, value in own.model_dump(exclude_defaults=True).items() if field != "prompts"]
+            fields += [f"{lang} prompts {name}" for lang, name in sorted(own.prompts.items())]
+            parts.append(f"{task}: {', '.join(fields)}")
+        return "; ".join(parts) or "nothing (the defaults)"

@@ -46,9 +46,17 @@ def test_task_file_and_its_prompts(name):
 
 
 def test_prompt_files_name_their_task_and_language():
+    from benchmark.protocols import protocol_registry
+
+    protocol_prompts: dict[str, set] = {}
+    for _, protocol in protocol_registry().items():
+        for task, own in protocol.tasks.items():
+            assert all(name.startswith(f"{task}-") for name in own.prompts.values()), protocol.source_file
+            protocol_prompts.setdefault(task, set()).update(own.prompts.values())
     for path in sorted(PROMPTS.glob("*/*.json")):
         raw = json.loads(path.read_text(encoding="utf-8"))
-        assert raw["language"] == path.parent.name and raw["task"] == path.stem, path
+        # <task>.json, or <task>-<protocol>.json: a paper's own list, which a protocol names (protocols/*.toml)
+        assert raw["language"] == path.parent.name and path.stem in (raw["task"], *protocol_prompts.get(raw["task"], ())), path
         assert raw["licence"] and raw["source"], path
     assert not (PROMPTS / "en" / "imagenet1k.json").exists(), "English ImageNet prompts come from open_clip"
 

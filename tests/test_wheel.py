@@ -1,4 +1,4 @@
-"""tasks/ and prompts/ travel inside a built wheel: install it in a fresh venv and run the demo elsewhere."""
+"""tasks/, prompts/ and protocols/ travel inside a built wheel: install it in a fresh venv and run the demo elsewhere."""
 
 import json
 import subprocess
@@ -42,3 +42,7 @@ def test_wheel_install_runs_the_demo_from_another_directory(tmp_path):
     assert "/_data/prompts/en/shapes.json" in shapes["prompts"]["origin"]
     assert shapes["metrics"]["acc1"] >= 0.9
     assert "| shapes " in done.stdout  # the table
+    assert shapes["protocol"]["name"] == "clipbench"
+    listed = subprocess.run([str(env_dir / "bin" / "clipbench"), "list", "protocols"], cwd=elsewhere, capture_output=True,
+                            text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
+    assert listed.returncode == 0 and "| capivara " in listed.stdout, listed.stderr

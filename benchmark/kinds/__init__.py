@@ -15,31 +15,33 @@ from typing import TYPE_CHECKING
 
 from ..specs import TaskSpec
 from . import classification, pair, retrieval
-from .base import Column, Kind, KindOption, Metric, Outcome, Queries, bootstrap, measure, no_check
+from .base import Column, Kind, KindOption, Metric, Outcome, Queries, bootstrap, center_crop, measure, no_check
 
 if TYPE_CHECKING:
     from ..embed import ImageEmbeddingCache
     from ..models.base import Encoder
 
 __all__ = ["Column", "Kind", "KindOption", "Metric", "Outcome", "Queries", "KINDS", "METRICS_BY_KIND", "bootstrap",
-           "apply_options", "check", "evaluate", "measure", "no_check", "unknown_metric", "variant_of"]
+           "apply_options", "center_crop", "check", "evaluate", "measure", "no_check", "unknown_metric", "variant_of"]
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (classification.KIND, retrieval.KIND, pair.KIND)}
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for name, kind in KINDS.items()}
 
 
 def evaluate(task: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache, language: str,
-             batch_size: int = 64, num_workers: int = 2) -> Outcome:
+             batch_size: int = 64, num_workers: int = 2, settings: dict | None = None) -> Outcome:
+    """`settings`: what the run's protocol resolved to for this task and language (ProtocolSpec.settings);
+    None = clipbench's defaults."""
     kind = KINDS[task.kind]
-    scores, outcome = kind.score(task, data, encoder, cache, language, batch_size, num_workers)
+    scores, outcome = kind.score(task, data, encoder, cache, language, batch_size, num_workers, settings or {})
     outcome.queries = measure(kind, scores, task.metrics)
     outcome.metrics = outcome.queries.values()
     return outcome
 
 
-def check(task: TaskSpec, data, language: str) -> None:
+def check(task: TaskSpec, data, language: str, settings: dict | None = None) -> None:
     """The kind's pre-model checks: a mismatch fails in seconds, before any model is loaded."""
-    KINDS[task.kind].check(task, data, language)
+    KINDS[task.kind].check(task, data, language, settings or {})
 
 
 def unknown_metric(kind: str, metrics: list[str]) -> str | None:

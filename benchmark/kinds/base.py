@@ -71,9 +71,10 @@ class Kind:
     # query set -> its size from the scores. The bootstrap draws each set with replacement, independently,
     # in this order (the order of the random draws is part of the result: keep it).
     query_sets: dict[str, Callable[[dict], int]]
-    # (task, data, language) -> None; raises ClipbenchError. Runs for every job before the model loads.
-    check: Callable[[TaskSpec, Any, str], None]
-    # (task, data, encoder, image cache, language, batch size, workers) -> (scores the columns read, Outcome)
+    # (task, data, language, protocol settings) -> None; raises ClipbenchError. Runs for every job before the model loads.
+    check: Callable[[TaskSpec, Any, str, dict], None]
+    # (task, data, encoder, image cache, language, batch size, workers, protocol settings)
+    #   -> (scores the columns read, Outcome)
     score: Scoring
     # command-line options only this kind takes (pair scoring: --text-field), by RunOptions field name
     options: dict[str, "KindOption"] = field(default_factory=dict)
@@ -130,5 +131,16 @@ def bootstrap(queries: Queries, draws: int, seed: int) -> dict:
     }
 
 
-def no_check(task: TaskSpec, data, language: str) -> None:
+def center_crop(task: TaskSpec, settings: dict) -> bool:
+    """Whether images are resized on their short side and centre-cropped (the model's own transform) or
+    squashed to the input size, under a protocol's `preprocessing` (see specs.ProtocolSpec)."""
+    chosen = settings.get("preprocessing", "task")
+    if chosen == "square":
+        return False
+    if chosen == "model":
+        return True
+    return bool(task.dataset.options.get("center_crop", True))
+
+
+def no_check(task: TaskSpec, data, language: str, settings: dict | None = None) -> None:
     """For kinds whose data needs no check beyond what its reader does."""

@@ -19,7 +19,7 @@ from .. import metrics, prompts as prompt_files
 from ..errors import ClipbenchError
 from ..prompts import Prompts
 from ..specs import TaskSpec
-from .base import Column, Kind, Metric, Outcome
+from .base import Column, Kind, Metric, Outcome, center_crop
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,10 @@ METRICS = (
 )
 
 
-def task_prompts(spec: TaskSpec, data, language: str) -> Prompts:
-    if spec.prompts:
+def task_prompts(spec: TaskSpec, data, language: str, settings: dict) -> Prompts:
+    if settings.get("prompts"):  # the protocol's prompt file for this task and language
+        found = prompt_files.load(settings["prompts"], language, spec.num_classes)
+    elif spec.prompts:
         found = prompt_files.load(spec.prompts, language, spec.num_classes)
     elif data.prompts is not None:
         found = data.prompts
@@ -65,8 +67,8 @@ def task_prompts(spec: TaskSpec, data, language: str) -> Prompts:
     return found
 
 
-def check(spec: TaskSpec, data, language: str) -> None:
-    task_prompts(spec, data, language)
+def check(spec: TaskSpec, data, language: str, settings: dict) -> None:
+    task_prompts(spec, data, language, settings)
     if np.ndim(data.labels) == 2:
         unsupported = [m.name for m in METRICS if m.name in spec.metrics and not m.multi_label]
         if unsupported:
@@ -76,15 +78,15 @@ def check(spec: TaskSpec, data, language: str) -> None:
                 f"{', '.join(unsupported)}; set metrics = {supported} in {spec.source_file or spec.name}")
 
 
-def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int) -> tuple[dict, Outcome]:
+def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int,
+          settings: dict) -> tuple[dict, Outcome]:
     import torch
 
     from ..embed import build_classifier
 
-    prompts = task_prompts(spec, data, language)
-    classifier = build_classifier(encoder, prompts, batch_size)
-    center_crop = bool(spec.dataset.options.get("center_crop", True))
-    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop)
+    prompts = task_prompts(spec, data, language, settings)
+    classifier = build_classifier(encoder, prompts, batch_size, settings.get("template_averaging", "normalise-then-mean"))
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
     scores = {"logits": metrics.classifier_logits(images, classifier), "labels": torch.as_tensor(data.labels)}
     return scores, Outcome(len(data.images), len(prompts.classnames) * len(prompts.templates), seconds, cached,
                            data.num_classes, prompts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import metrics
 from ..specs import DatasetSpec, TaskSpec
-from .base import Column, Kind, KindOption, Metric, Outcome, no_check
+from .base import Column, Kind, KindOption, Metric, Outcome, center_crop, no_check
 
 # scores: {"test": (pairs,) float64 scores, "labels": (pairs,) 0/1, "threshold": the validation median}
 SCORES = Column("score", "test pairs", lambda s: s["test"])
@@ -24,10 +24,11 @@ METRICS = (
 )
 
 
-def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int) -> tuple[dict, Outcome]:
+def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int,
+          settings: dict) -> tuple[dict, Outcome]:
     from ..embed import embed_texts
 
-    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
     texts = embed_texts(encoder, data.texts, batch_size)
     scores = metrics.pair_scores(images, texts)
     validation, test = scores[: data.n_validation], scores[data.n_validation:]

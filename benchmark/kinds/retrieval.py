@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import metrics
 from ..specs import TaskSpec
-from .base import Column, Kind, Metric, Outcome, no_check
+from .base import Column, Kind, Metric, Outcome, center_crop, no_check
 
 # scores: {"t2i": (texts,) and "i2t": (images,) zero-based rank of the first correct item, capped at max(KS)}
 T2I = Column("t2i_rank", "texts", lambda s: s["t2i"].numpy())
@@ -32,13 +32,14 @@ METRICS = (
 )
 
 
-def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int) -> tuple[dict, Outcome]:
+def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int,
+          settings: dict) -> tuple[dict, Outcome]:
     import torch
 
     from ..embed import embed_texts
 
     texts = embed_texts(encoder, data.texts, batch_size)
-    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers)
+    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
     if data.positives is not None:  # many-to-many captions (Chinese-CLIP's protocol)
         t2i, i2t = metrics.retrieval_ranks_multi(images, texts, torch.as_tensor(data.positives))
     else:

@@ -49,10 +49,11 @@ class Encoder:
         return F.normalize(features.float(), dim=-1)
 
     @torch.inference_mode()
-    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+    def encode_texts(self, texts: list[str], normalise: bool = True) -> torch.Tensor:
+        """normalise=False gives the raw features, which a protocol averaging raw template embeddings needs."""
         with self.autocast():
             features = self._texts(list(texts))
-        return F.normalize(features.float(), dim=-1)
+        return F.normalize(features.float(), dim=-1) if normalise else features.float()
 
     def transform(self, center_crop: bool = True) -> Callable:
         """The weights' preprocessing; with center_crop=False the image is squashed to the input size

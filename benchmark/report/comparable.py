@@ -3,7 +3,7 @@ baseline save) goes through.
 
 Results of one `Key` (group, task, language) are the checkpoints (or seeds) of one model, averaged to
 mean ± std. That is only a number if they were evaluated alike: on the same images (the dataset fingerprint,
-which for a `--limit` subset hashes the chosen images), with the same prompts, and on the same `--limit`.
+which for a `--limit` subset hashes the chosen images), with the same prompts, on the same `--limit`, and under the same protocol (`--protocol`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ ASPECTS = (
     ("--limit", "limit", _limit),  # first: a subset also changes the fingerprint, and this says why
     ("dataset.fingerprint", "fingerprint", lambda r: r.dataset.fingerprint),
     ("prompts.sha256", "prompts_sha256", lambda r: r.prompts.sha256 if r.prompts else None),
+    ("protocol", "protocol", lambda r: r.protocol_name),  # a paper's choices move its numbers
 )
 
 
@@ -61,7 +62,7 @@ def collect(results: list[Result], force: bool = False, hint: str = FORCE_HINT) 
                     listing = ", ".join(f"{_label(r)}: {_short(get(r))}" for r in sorted(members, key=_label))
                     raise ClipbenchError(
                         f"refusing to average the results of group '{group}' on {task} [{language}]: their {what} "
-                        f"differ ({listing}), so they were not evaluated on the same data and prompts. Re-run them "
+                        f"differ ({listing}), so they were not evaluated alike. Re-run them "
                         f"alike, {hint}.")
         seen = set()
         for result in members:
