@@ -31,11 +31,13 @@ ELEVATER = suite_registry().get("elevater").tasks
 
 # ------------------------------------------------------------------------------------------ synthetic results
 
-def result(group, task, language, metrics, checkpoint=None, seed=None, fingerprint=None, prompts_sha=None, bootstrap=None):
-    """A result record in the shape of benchmark.run.make_result (schema_version 1); values are fractions."""
+def result(group, task, language, metrics, checkpoint=None, seed=None, fingerprint=None, prompts_sha=None, bootstrap=None,
+           protocol=None):
+    """A result record in the shape of benchmark.run.make_result (schema_version 1); values are fractions.
+    Without `protocol`, a result written before protocols existed (read as clipbench's)."""
     spec = TASKS.get(task)
     name = checkpoint or group
-    return Result.model_validate({
+    return Result.model_validate({**({"protocol": {"name": protocol, "settings": {}}} if protocol else {}),
         "schema_version": 1, "task": task, "kind": spec.kind, "language": language, "split": spec.split,
         "main_score": spec.main_score, "metrics": dict(metrics), "seed": seed, "bootstrap": bootstrap, "limit": None,
         "model": {"name": name, "group": group, "checkpoint_name": checkpoint, "backend": "open_clip"},
@@ -92,7 +94,7 @@ def capivara_retrieval_runs(ref):
             for k in range(n):
                 t2i, i2t = per_direction["t2i"][k], per_direction["i2t"][k]
                 metrics = {"t2i_mean_recall": t2i, "i2t_mean_recall": i2t, "mean_recall": (t2i + i2t) / 2}
-                out.append(result(model, task, "pt", metrics, checkpoint=f"run{k}" if n > 1 else None))
+                out.append(result(model, task, "pt", metrics, checkpoint=f"run{k}" if n > 1 else None, protocol="capivara"))
     return out
 
 
@@ -108,7 +110,7 @@ def capivara_elevater_runs(ref, tasks_by_label):
             values = checkpoint_values(*(raw if isinstance(raw, list) else (raw, 0.0)), n=n)
             metric = "acc1" if task == "imagenet1k" else TASKS.get(task).main_score
             for k, v in enumerate(values):
-                out.append(result(model, task, "pt", {metric: v}, checkpoint=f"run{k}" if n > 1 else None))
+                out.append(result(model, task, "pt", {metric: v}, checkpoint=f"run{k}" if n > 1 else None, protocol="capivara"))
     return out
 
 
@@ -201,7 +203,7 @@ def altclip_runs(ref):
             values = dict(zip(R_AT.values(), (six + shift) / 100))
             t2i, i2t = np.mean(list(values.values())[:3]), np.mean(list(values.values())[3:])
             metrics = {**values, "t2i_mean_recall": t2i, "i2t_mean_recall": i2t, "mean_recall": (t2i + i2t) / 2}
-            out.append(result(ALTCLIP_GROUPS.get(model, model), task, lang, metrics))
+            out.append(result(ALTCLIP_GROUPS.get(model, model), task, lang, metrics, protocol="clip-benchmark"))
     return out
 
 
@@ -407,7 +409,7 @@ def test_reference_files_load_and_point_at_real_tasks():
 def test_cli_table_and_plot(tmp_path):
     ref = shared("capivara")
     runs = capivara_retrieval_runs(ref) + [
-        result("capivara", "flickr30k", "en", {"mean_recall": 0.8, "t2i_mean_recall": 0.7},
+        result("capivara", "flickr30k", "en", {"mean_recall": 0.8, "t2i_mean_recall": 0.7}, protocol="capivara",
                bootstrap={"n": 100, "seed": 0, "stderr": {"mean_recall": 0.01}, "ci95": {"mean_recall": [0.78, 0.82]}})]
     folder = write(tmp_path / "runs", runs)
     out = tmp_path / "table.tex"
@@ -422,6 +424,13 @@ def test_cli_table_and_plot(tmp_path):
                                   result("g", "mnist", "en", {"acc1": 0.6}, checkpoint="b", fingerprint="y")])
     refused = clipbench("table", str(bad))
     assert refused.returncode == 1 and "--force" in refused.stderr and "Traceback" not in refused.stderr
+
+    # a paper's layout shows results measured under that paper's protocol only
+    other = write(tmp_path / "other", [result("capivara", "flickr30k-val", "pt", {"mean_recall": 0.85, "t2i_mean_recall": 0.79, "i2t_mean_recall": 0.9})])
+    done = clipbench("table", str(other), "--layout", "capivara-retrieval")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "measured under protocol 'capivara'" in done.stderr and "'clipbench'" in done.stderr and "--protocol capivara" in done.stderr
+    assert clipbench("table", str(other), "--layout", "capivara-retrieval", "--force").returncode == 0
 
     plots = tmp_path / "plots"
     done = clipbench("plot", str(folder), "--output", str(plots))

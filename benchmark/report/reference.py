@@ -160,6 +160,7 @@ class Layout:
     title: str
     reference: str  # the reference file whose rows and labels this table is
     columns: tuple[Column, ...]
+    protocol: str  # the protocol (protocols/<name>.toml) the paper's numbers were measured under
     decimals: int = 2
 
 
@@ -187,16 +188,18 @@ LAYOUTS: dict[str, Layout] = {
     "capivara-retrieval": Layout(
         "capivara-retrieval", "CAPIVARA: zero-shot cross-modal retrieval, mean recall (pt)", "capivara",
         tuple(Column(label, task=task, language="pt", metric=metric, group=group)
-              for group, task in CAPIVARA_RETRIEVAL.values() for label, metric in CAPIVARA_DIRECTIONS.values())),
+              for group, task in CAPIVARA_RETRIEVAL.values() for label, metric in CAPIVARA_DIRECTIONS.values()),
+        protocol="capivara"),
     "capivara-elevater": Layout(
         "capivara-elevater", "CAPIVARA: zero-shot image classification, ELEVATER and ImageNet-1k (pt)", "capivara",
         tuple(Column(label, task=task, language="pt") for label, task in CAPIVARA_ELEVATER.items())
-        + (Column("Average", suite="elevater", language="pt"), Column("ImageNet-1k", task="imagenet1k", language="pt", metric="acc1"))),
+        + (Column("Average", suite="elevater", language="pt"), Column("ImageNet-1k", task="imagenet1k", language="pt", metric="acc1")),
+        protocol="capivara"),
     "altclip-flickr30k": Layout(
         "altclip-flickr30k", "AltCLIP: zero-shot retrieval on Flickr30k (en) and Flickr30k-CN (zh)", "altclip",
         tuple(Column(key, task=task, language=lang, metric=metric, group=group)
               for lang, (group, task) in ALTCLIP_BLOCKS.items() for key, metric in ALTCLIP_COLUMNS.items()),
-        decimals=1),
+        protocol="clip-benchmark", decimals=1),  # protocols/altclip.toml is an alias of clip-benchmark (FlagAI)
 }
 
 

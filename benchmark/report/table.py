@@ -115,9 +115,18 @@ def build_table(results: list[Result], metrics="main", layout: str | None = None
     or task × metric when `metrics` is a list; see the module docstring."""
     if layout and metrics != "main":
         raise ClipbenchError("a --layout fixes its own columns; drop --metric", exit_code=2)
+    chosen = get_layout(layout) if layout else None
+    if chosen is not None and not force:
+        other = [r for r in results if r.protocol_name != chosen.protocol]
+        if other:
+            r = other[0]
+            raise ClipbenchError(
+                f"layout '{chosen.name}' is the paper's table, measured under protocol '{chosen.protocol}', but "
+                f"{len(other)} of the results were evaluated under another (e.g. {r.key.group} on {r.task} "
+                f"[{r.language}]: '{r.protocol_name}'); re-run them with --protocol {chosen.protocol}, "
+                "or pass --force to show them anyway", exit_code=2)
     grouped = collect(results, force)
     ref = load_reference(reference) if isinstance(reference, str) else reference
-    chosen = get_layout(layout) if layout else None
     labels_from = ref
     if chosen is not None and labels_from is None:
         try:
