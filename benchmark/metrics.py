@@ -40,13 +40,17 @@ def fraction(hits) -> float:
 
 
 def rank_of(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Zero-based rank of item `index[q]` in row q of `scores`, ties broken towards the lower index."""
+    """Zero-based rank of item `index[q]` in row q of `scores`, ties broken towards the lower index. An index with
+    no column (a class beyond a published list that is short of names) ranks last: scores.shape[1]."""
     import torch
 
     index = index.to(scores.device).long().view(-1, 1)
-    target = scores.gather(1, index)
-    position = torch.arange(scores.shape[1], device=scores.device)
-    return (scores > target).sum(dim=1) + ((scores == target) & (position < index)).sum(dim=1)
+    width = scores.shape[1]
+    inside = index < width
+    target = scores.gather(1, index.clamp(max=width - 1))
+    position = torch.arange(width, device=scores.device)
+    rank = (scores > target).sum(dim=1) + ((scores == target) & (position < index)).sum(dim=1)
+    return torch.where(inside.view(-1), rank, torch.full_like(rank, width))
 
 
 def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:

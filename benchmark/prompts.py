@@ -41,6 +41,10 @@ class PromptFile(BaseModel):
     # true: names and templates are used exactly as written, leading and trailing spaces included, because the
     # upstream script encodes them so (CAPIVARA's 'coleonyx mitratus ', 'Arte do {} ')
     verbatim: bool = False
+    # true: a published list with fewer names than the task has classes, kept as the upstream script used it
+    # (one classifier column per listed name; a class beyond the list can never be predicted). Only a
+    # protocol's file may say so (CAPIVARA's Portuguese Food-101); the check still refuses a longer list.
+    short_list: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Prompts:
     classnames: list[str]
     templates: list[str]
     origin: str
+    short_list: bool = False  # see PromptFile.short_list
 
     def texts(self) -> list[str]:
         """Every template filled with every class name, class-major: [c0t0, c0t1, ..., c1t0, ...]."""
@@ -69,7 +74,8 @@ def fill(template: str, classname: str) -> str:
 
 
 def check(prompts: Prompts, num_classes: int | None, where: str) -> Prompts:
-    if num_classes is not None and len(prompts.classnames) != num_classes:
+    short_as_published = prompts.short_list and num_classes is not None and len(prompts.classnames) < num_classes
+    if num_classes is not None and len(prompts.classnames) != num_classes and not short_as_published:
         raise ClipbenchError(
             f"{prompts.origin}: {len(prompts.classnames)} class names but {where} has {num_classes} classes; "
             "fix the class-name list so there is one name per class, in class-index order"
@@ -137,5 +143,6 @@ def load(name: str, language: str, num_classes: int | None = None, root: Path | 
     if raw.language != language:
         raise ClipbenchError(f"{path}: field 'language' is '{raw.language}' but the file is under {language}/; make them equal")
     if raw.verbatim:
-        return check(Prompts(list(raw.classnames), list(raw.templates), str(path)), num_classes, f"task '{name}'")
-    return check(Prompts([c.strip() for c in raw.classnames], [t.strip() for t in raw.templates], str(path)), num_classes, f"task '{name}'")
+        return check(Prompts(list(raw.classnames), list(raw.templates), str(path), raw.short_list), num_classes, f"task '{name}'")
+    return check(Prompts([c.strip() for c in raw.classnames], [t.strip() for t in raw.templates], str(path), raw.short_list),
+                 num_classes, f"task '{name}'")

@@ -142,6 +142,44 @@ def test_capivara_protocol_picks_the_manual_translated_pt_texts():
     assert resolve("capivara").settings("imagenet1k", "zh")["prompts"] is None
 
 
+SHARED_ELEVATER_PT = SHARED_PT.parent / "elevater.pt.json"
+
+
+def test_capivara_food_101_keeps_the_short_published_list_and_scores_as_its_script():
+    """CAPIVARA's Portuguese Food-101 list has 100 names for 101 classes. Its zero_shot_elevater.py (hiaac-nlp/CAPIVARA
+    @ 309470cbbac1a21769d9e641ea74bf7052188cf3) fills each template with each listed name, builds one classifier
+    column per name, and compares the argmax with torchvision ImageFolder's targets (0..100): written here again."""
+    task = task_registry().get("food-101")
+    data = FakeData()
+    data.num_classes = 101
+    ours = task_prompts(task, data, "pt", resolve("capivara").settings("food-101", "pt"))
+    raw = json.loads((data_dir("prompts") / "pt" / "food-101-capivara.json").read_text(encoding="utf-8"))
+    assert ours.texts() == [t.format(name) for name in raw["classnames"] for t in raw["templates"]]
+    assert len(ours.classnames) == 100 and "tacos" not in ours.classnames
+    if SHARED_ELEVATER_PT.is_file():  # the published list, as converted into shared/
+        assert ours.classnames == json.loads(SHARED_ELEVATER_PT.read_text(encoding="utf-8"))["food-101"]["classnames"]
+    corrected = task_prompts(task, data, "pt", resolve("clipbench").settings("food-101", "pt"))
+    assert len(corrected.classnames) == 101 and corrected.classnames[96] == "tacos"
+
+    # scoring: 100 columns, labels 0..100; acc1 = argmax equals the target (class 100 never), acc5 = target in top 5
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2000, 100, generator=generator)
+    labels = torch.randint(0, 101, (2000,), generator=generator)
+    labels[:50] = 100
+    upstream_top1 = (logits.softmax(dim=-1).argmax(dim=1) == labels).double().mean().item()
+    upstream_top5 = (logits.topk(5, dim=1).indices == labels.view(-1, 1)).any(dim=1).double().mean().item()
+    from benchmark import metrics
+
+    assert metrics.topk_accuracy(logits, labels, 1) == pytest.approx(upstream_top1, abs=0)
+    assert metrics.topk_accuracy(logits, labels, 5) == pytest.approx(upstream_top5, abs=0)
+    assert not metrics.topk_hits(logits, labels, 100)[:50].any()  # class 100 has no column: never found
+
+    # a list longer than the class count, or short without saying so, is still refused
+    data.num_classes = 99
+    with pytest.raises(ClipbenchError, match="100 class names but"):
+        task_prompts(task, data, "pt", resolve("capivara").settings("food-101", "pt"))
+
+
 # ------------------------------------------------------------------------------------------ end to end
 
 def run_shapes(out: Path, *extra: str) -> list[dict]:

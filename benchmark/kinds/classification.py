@@ -59,7 +59,8 @@ def task_prompts(spec: TaskSpec, data, language: str, settings: dict) -> Prompts
         found = data.prompts
     else:
         raise ClipbenchError(f"task '{spec.name}' names no prompts and its data brings none; add 'prompts = ...' to {spec.source_file}")
-    if len(found.classnames) != data.num_classes:
+    short_as_published = found.short_list and len(found.classnames) < data.num_classes  # see PromptFile.short_list
+    if len(found.classnames) != data.num_classes and not short_as_published:
         raise ClipbenchError(
             f"{found.origin}: {len(found.classnames)} class names but the '{spec.name}' data has {data.num_classes} classes; "
             "fix the class-name list so there is one name per class"
