@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
 from .models.base import check_precision, pick_device
 from .paths import DEFAULT_DATA_ROOT, git_commit
-from .outputs import check_file, check_folder, write_atomic_with
+from .outputs import check_file, check_folder, write_atomic_with, write_failed
 from .result_names import result_name
 from .results import (SCHEMA_VERSION, Bootstrap, DatasetInfo, Limit, ModelInfo, PromptsInfo, Result, RunInfo,
                       describe_identity)
@@ -124,16 +125,20 @@ def write_predictions(path: Path, lines) -> Path:
 
 
 def write_outcome(result: Result, path: Path, task: TaskSpec, outcome: Outcome, save_predictions: bool) -> Path:
-    """The prediction lines first, then the result that names them: a failed result write takes its new
-    prediction lines with it, so no result or predictions file of this run is ever left alone or half-written."""
+    """The prediction lines are written whole under a hidden name first, then the result, then the lines take
+    their place: a failed write (of either) leaves the earlier result and its lines as they were."""
     if not save_predictions:
         return result.write(path)
-    lines = write_predictions(predictions_file(path), kinds.predictions(task, outcome))
+    final = predictions_file(path)
+    staged = write_predictions(final.with_name(f".{final.name}.{os.getpid()}.pending.tmp"), kinds.predictions(task, outcome))
     try:
-        return result.write(path)
-    except ClipbenchError:
-        lines.unlink(missing_ok=True)
-        raise
+        written = result.write(path)
+        os.replace(staged, final)
+    except OSError as exc:
+        raise write_failed(final, exc, "--output") from None
+    finally:
+        staged.unlink(missing_ok=True)
+    return written
 
 
 def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions) -> dict:

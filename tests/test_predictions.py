@@ -161,3 +161,34 @@ def test_an_unwritable_predictions_path_fails_before_the_model_loads(classes, tm
     assert_clean_failure(done, 1, str(blocked), "is a folder", out=out)
     assert "could not load" not in done.stderr
     assert blocked.is_dir() and not [p for p in out.rglob("*") if p.is_file()]
+
+
+def test_a_failed_result_write_keeps_the_earlier_files(tmp_path, monkeypatch):
+    """The result write fails after the lines are written: the earlier result and lines stay, nothing is left over."""
+    import torch
+
+    from benchmark.errors import ClipbenchError
+    from benchmark.kinds import Outcome
+    from benchmark.results import Result
+    from benchmark.run import write_outcome
+    from benchmark.tasks import task_registry
+
+    path = tmp_path / "shapes.en.json"
+    path.write_text("earlier result\n")
+    predictions_file(path).write_text("earlier lines\n")
+    outcome = Outcome(2, 0, scores={"logits": torch.tensor([[1.0, 2.0], [3.0, 3.0]]), "labels": torch.tensor([1, 0])})
+
+    def full_disk(self, where):
+        raise ClipbenchError(f"cannot write {where} (No space left on device); nothing was changed there")
+
+    monkeypatch.setattr(Result, "write", full_disk)
+    with pytest.raises(ClipbenchError, match="No space left"):
+        write_outcome(Result.model_construct(), path, task_registry().get("shapes"), outcome, True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes.en.json", "shapes.en.predictions.jsonl"]
+    assert path.read_text() == "earlier result\n" and predictions_file(path).read_text() == "earlier lines\n"
+
+    monkeypatch.undo()
+    written = write_outcome(Result.model_construct(), path, task_registry().get("shapes"), outcome, True)
+    assert lines(predictions_file(written)) == [
+        {"index": 0, "label": 1, "top5": [1, 0], "top5_scores": [2.0, 1.0]},
+        {"index": 1, "label": 0, "top5": [0, 1], "top5_scores": [3.0, 3.0]}]  # the exact tie: the lower class first
