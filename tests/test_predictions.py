@@ -192,3 +192,40 @@ def test_a_failed_result_write_keeps_the_earlier_files(tmp_path, monkeypatch):
     assert lines(predictions_file(written)) == [
         {"index": 0, "label": 1, "top5": [1, 0], "top5_scores": [2.0, 1.0]},
         {"index": 1, "label": 0, "top5": [0, 1], "top5_scores": [3.0, 3.0]}]  # the exact tie: the lower class first
+
+
+def test_kind_lines_in_process_multi_label_many_to_many_and_chunks():
+    """The kinds' line functions on planted embeddings: multi-label labels, many-to-many captions (only named
+    images are image->text queries), and chunk boundaries that change nothing."""
+    import torch
+
+    from benchmark import metrics
+    from benchmark.kinds import classification, retrieval
+
+    logits = torch.tensor([[0.5, 0.5, 0.1], [0.2, 0.9, 0.9]])
+    found = list(classification.predictions({"logits": logits, "labels": torch.tensor([[1, 0, 1], [0, 0, 0]])}))
+    assert [(x["label"], x["top5"]) for x in found] == [([0, 2], [0, 1, 2]), ([], [1, 2, 0])]
+
+    # quarter-integer embeddings: every dot product is exact in float32 whatever the summation order, so the
+    # planted ties are exact ties on any BLAS and chunking cannot change a score
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(-4, 5, (7, 4), generator=generator).float() / 4
+    images[5] = images[2]  # an exact tie in every text->image row
+    texts = torch.randint(-4, 5, (9, 4), generator=generator).float() / 4
+    pairs = torch.tensor([[0, 0], [1, 0], [2, 2], [3, 5], [4, 1], [5, 3], [6, 3], [7, 6], [8, 2]])  # (text, image)
+    found = list(retrieval.predictions({"images": images, "texts": texts, "image_queries": torch.unique(pairs[:, 1])}))
+    t2i, i2t = metrics.retrieval_ranks_multi(images, texts, pairs)
+    assert [x["query"] for x in found if x["direction"] == "i2t"] == [0, 1, 2, 3, 5, 6]  # image 4 has no caption
+    for line in found:
+        if line["direction"] == "t2i":
+            assert line["top10"].index(5) == line["top10"].index(2) + 1
+    rows = {(x["direction"], x["query"]): x["top10"] for x in found}
+    for text, rank in enumerate(t2i.tolist()):  # rank of the first correct image, as the metric counts it
+        correct = {int(i) for t, i in pairs.tolist() if t == text}
+        assert min(rows["t2i", text].index(i) for i in correct) == rank
+    for image, rank in zip(torch.unique(pairs[:, 1]).tolist(), i2t.tolist()):
+        correct = {t for t, i in pairs.tolist() if i == image}
+        positions = [rows["i2t", image].index(t) for t in correct if t in rows["i2t", image]]
+        assert min(positions, default=10) == rank
+    whole = torch.cat(list(metrics.retrieval_top(texts, images, 10)))
+    assert torch.equal(whole, torch.cat(list(metrics.retrieval_top(texts, images, 10, chunk_size=2))))
