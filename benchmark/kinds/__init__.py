@@ -40,7 +40,10 @@ def evaluate(task: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache,
 
 def predictions(task: TaskSpec, outcome: Outcome) -> Iterator[dict]:
     """One line per query of `outcome`, as its kind defines it (--save-predictions)."""
-    return KINDS[task.kind].predictions(outcome.scores)
+    lines = KINDS[task.kind].predictions
+    if lines is None:  # a programming error, not bad input: never an empty file that looks like a result
+        raise NotImplementedError(f"the {task.kind} kind defines no prediction lines")
+    return lines(outcome.scores)
 
 
 def check(task: TaskSpec, data, language: str) -> None:

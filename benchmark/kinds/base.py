@@ -80,8 +80,9 @@ class Kind:
     options: dict[str, "KindOption"] = field(default_factory=dict)
     # data -> the variant a result records and its file name carries (pair scoring: the text field), or None
     variant: Callable[[Any], "str | None"] = lambda data: None
-    # scores -> one JSON-ready dict per query, in dataset order: what --save-predictions writes
-    predictions: Callable[[dict], Iterator[dict]] = lambda scores: iter(())
+    # scores -> one JSON-ready dict per query, in dataset order: what --save-predictions writes (every kind
+    # defines it; None only while a new kind is being written, and then --save-predictions refuses it)
+    predictions: "Callable[[dict], Iterator[dict]] | None" = None
 
     def metric(self, name: str) -> Metric:
         for metric in self.metrics:
