@@ -46,13 +46,14 @@ def run(
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N images per dataset."),
     text_field: Optional[str] = typer.Option(None, "--text-field", help="Pair-scoring tasks (news-thumbnails): title or summary."),
     protocol: str = typer.Option("clipbench", "--protocol", help="A paper's evaluation choices (template averaging, preprocessing, prompts); see 'clipbench list protocols'."),
+    save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write each query's top predictions beside each result, as <result>.predictions.jsonl."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
     from .report.table import run_table
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
-                         data_root=_data_root(data_root), protocol=protocol)
+                         data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))
 

@@ -182,6 +182,26 @@ def retrieval_ranks(
     return (torch.cat(t2i).cpu() if t2i else none), (torch.cat(i2t).cpu() if i2t else none)
 
 
+def top_indices(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best columns of each row, best first, and their scores (k capped at the row length). The order
+    follows the rank rule above: a stable descending sort keeps equal scores in increasing index, so the item
+    at position r has rank r, as `rank_of` and `_first_positive_rank` count it."""
+    import torch
+
+    ordered, order = torch.sort(scores, dim=1, descending=True, stable=True)
+    k = min(k, scores.shape[1])
+    return order[:, :k], ordered[:, :k]
+
+
+def retrieval_top(queries: torch.Tensor, gallery: torch.Tensor, k: int = max(RECALL_KS), chunk_size: int = 1024):
+    """Per query row: the indices of its k best gallery items, best first, yielded one chunk at a time (memory
+    O(chunk x gallery)). Scores are computed as `retrieval_ranks` computes them, chunk for chunk, so the
+    order agrees with its ranks bit for bit."""
+    queries, gallery = queries.float(), gallery.float()
+    for start in range(0, queries.shape[0], chunk_size):
+        yield top_indices(queries[start:start + chunk_size] @ gallery.T, k)[0].cpu()
+
+
 def _pair_mask(pairs: torch.Tensor, column: int, start: int, stop: int, width: int) -> torch.Tensor:
     """(stop - start, width) bool mask of the pairs whose `column` entry lies in [start, stop)."""
     import torch

@@ -103,6 +103,7 @@ class RunInfo(Part):
     image_seconds: Optional[float] = None
     images_per_second: Optional[float] = None  # None when the image embeddings were reused
     image_embeddings_reused: Optional[bool] = None
+    predictions: Optional[str] = None  # --save-predictions: the file name of the prediction lines, beside this one
 
 
 class Result(Part):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
 from .models.base import check_precision, pick_device
 from .paths import DEFAULT_DATA_ROOT, git_commit
-from .outputs import check_file, check_folder
+from .outputs import check_file, check_folder, write_atomic_with, write_failed
 from .result_names import result_name
 from .results import (SCHEMA_VERSION, Bootstrap, DatasetInfo, Limit, ModelInfo, PromptsInfo, ProtocolInfo, Result,
                       RunInfo,
@@ -40,6 +41,7 @@ class RunOptions:
     text_field: str | None = None  # pair-scoring tasks: compare images with titles or summaries
     data_root: Path = DEFAULT_DATA_ROOT  # task files' relative dataset paths are read under it
     protocol: str = protocols.DEFAULT  # a paper's evaluation choices (protocols/<name>.toml)
+    save_predictions: bool = False  # also write <result>.predictions.jsonl, one line per query
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -112,6 +114,35 @@ def result_path(output: Path, result: Result) -> Path:
                        result.variant, result.language, result.limit.n if result.limit else None, result.seed)
 
 
+def predictions_file(result: Path) -> Path:
+    """Where --save-predictions writes the prediction lines of the result at `result`: beside it."""
+    return result.with_name(result.stem + ".predictions.jsonl")
+
+
+def write_predictions(path: Path, lines) -> Path:
+    def write(out):
+        for line in lines:
+            out.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+    return write_atomic_with(path, write, "--output")
+
+
+def write_outcome(result: Result, path: Path, task: TaskSpec, outcome: Outcome, save_predictions: bool) -> Path:
+    """The prediction lines are written whole under a hidden name first, then the result, then the lines take
+    their place: a failed write (of either) leaves the earlier result and its lines as they were."""
+    if not save_predictions:
+        return result.write(path)
+    final = predictions_file(path)
+    staged = write_predictions(final.with_name(f".{final.name}.{os.getpid()}.pending.tmp"), kinds.predictions(task, outcome))
+    try:
+        written = result.write(path)
+        os.replace(staged, final)
+    except OSError as exc:
+        raise write_failed(final, exc, "--output") from None
+    finally:
+        staged.unlink(missing_ok=True)
+    return written
+
+
 def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions) -> dict:
     """The result file of every (checkpoint, task, language), known before the model loads: two jobs that would
     write one file, a path that cannot be written, or a file there that holds another measurement are refused
@@ -131,6 +162,8 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
                                      "run them separately, into different --output folders", exit_code=2)
             planned[path] = job
             check_file(path, "--output")
+            if options.save_predictions:
+                check_file(predictions_file(path), "--output")
             _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), options.protocol)
             paths[(checkpoint, task.name, lang, task.source_file)] = path
     return paths
@@ -155,7 +188,8 @@ def _check_replaceable(path: Path, ours: tuple, protocol: str) -> None:
 
 def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, outcome: Outcome,
                 options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None,
-                protocol: ProtocolSpec | None = None) -> Result:
+                protocol: ProtocolSpec | None = None, path: Path | None = None) -> Result:
+    """`path`: where the result goes when its prediction lines are saved beside it (--save-predictions)."""
     protocol = protocol or protocols.resolve(options.protocol)
     fresh = not outcome.images_cached and outcome.image_seconds > 0
     seed = recorded_seed(options)
@@ -179,7 +213,8 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             versions=versions(), started_at=started.isoformat(timespec="seconds"), wall_seconds=round(wall, 4),
             image_seconds=round(outcome.image_seconds, 4),
             images_per_second=round(outcome.n_images / outcome.image_seconds, 2) if fresh else None,
-            image_embeddings_reused=outcome.images_cached),
+            image_embeddings_reused=outcome.images_cached,
+            **({"predictions": predictions_file(Path(path)).name} if path else {})),
     )
 
 
@@ -224,9 +259,12 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
             data = loaded[(task.name, lang, task.source_file)]
             outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers,
                                protocol.settings(task.name, lang))
+            path = paths[(checkpoint, task.name, lang, task.source_file)]
             result = make_result(spec, encoder, task, lang, data, outcome, options, started,
-                                 time.perf_counter() - t0, checkpoint, protocol)
-            path = result.write(paths[(checkpoint, task.name, lang, task.source_file)])
+                                 time.perf_counter() - t0, checkpoint, protocol,
+                                 path if options.save_predictions else None)
+            path = write_outcome(result, path, task, outcome, options.save_predictions)
+            outcome.scores = None  # the embeddings a retrieval outcome keeps for its lines are no longer needed
             label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
             echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
             results.append(result)

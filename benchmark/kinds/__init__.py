@@ -11,7 +11,7 @@ Importing this package is cheap (no torch, no sklearn): the task loader and the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..specs import TaskSpec
 from . import classification, pair, retrieval
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from ..models.base import Encoder
 
 __all__ = ["Column", "Kind", "KindOption", "Metric", "Outcome", "Queries", "KINDS", "METRICS_BY_KIND", "bootstrap",
-           "apply_options", "center_crop", "check", "evaluate", "measure", "no_check", "unknown_metric", "variant_of"]
+           "apply_options", "center_crop", "check", "evaluate", "measure", "no_check", "predictions", "unknown_metric",
+           "variant_of"]
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (classification.KIND, retrieval.KIND, pair.KIND)}
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for name, kind in KINDS.items()}
@@ -36,7 +37,16 @@ def evaluate(task: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache,
     scores, outcome = kind.score(task, data, encoder, cache, language, batch_size, num_workers, settings or {})
     outcome.queries = measure(kind, scores, task.metrics)
     outcome.metrics = outcome.queries.values()
+    outcome.scores = scores
     return outcome
+
+
+def predictions(task: TaskSpec, outcome: Outcome) -> Iterator[dict]:
+    """One line per query of `outcome`, as its kind defines it (--save-predictions)."""
+    lines = KINDS[task.kind].predictions
+    if lines is None:  # a programming error, not bad input: never an empty file that looks like a result
+        raise NotImplementedError(f"the {task.kind} kind defines no prediction lines")
+    return lines(outcome.scores)
 
 
 def check(task: TaskSpec, data, language: str, settings: dict | None = None) -> None:

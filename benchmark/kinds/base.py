@@ -5,7 +5,7 @@ their records from these; benchmark.kinds collects them (see its docstring)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -49,6 +49,7 @@ class Outcome:
     extra: dict | None = None  # kind-specific facts worth recording (pair scoring: text field, threshold)
     metrics: dict[str, float] = field(default_factory=dict)
     queries: Queries | None = None  # for --bootstrap
+    scores: dict | None = None  # what the kind scored, for its prediction lines (--save-predictions)
 
 
 Scoring = Callable[..., "tuple[dict, Outcome]"]
@@ -80,6 +81,9 @@ class Kind:
     options: dict[str, "KindOption"] = field(default_factory=dict)
     # data -> the variant a result records and its file name carries (pair scoring: the text field), or None
     variant: Callable[[Any], "str | None"] = lambda data: None
+    # scores -> one JSON-ready dict per query, in dataset order: what --save-predictions writes (every kind
+    # defines it; None only while a new kind is being written, and then --save-predictions refuses it)
+    predictions: "Callable[[dict], Iterator[dict]] | None" = None
 
     def metric(self, name: str) -> Metric:
         for metric in self.metrics:

@@ -50,6 +50,18 @@ METRICS = (
 )
 
 
+def predictions(scores: dict, k: int = 5, chunk_size: int = 1024):
+    """Per image: its index, its label (the positive classes' indices for multi-label data), the k best
+    classes (best first, equal logits in increasing class index, as acc@k counts them) and their logits."""
+    logits, labels = scores["logits"], scores["labels"].cpu().numpy()
+    for start in range(0, logits.shape[0], chunk_size):
+        top, values = metrics.top_indices(logits[start:start + chunk_size].float(), k)
+        for offset, (classes, logit) in enumerate(zip(top.cpu().tolist(), values.cpu().tolist())):
+            label = labels[start + offset]
+            yield {"index": start + offset, "label": np.flatnonzero(label).tolist() if label.ndim else int(label),
+                   "top5": classes, "top5_scores": logit}
+
+
 def task_prompts(spec: TaskSpec, data, language: str, settings: dict) -> Prompts:
     if settings.get("prompts"):  # the protocol's prompt file for this task and language
         found = prompt_files.load(settings["prompts"], language, spec.num_classes)
@@ -93,4 +105,5 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
                            data.num_classes, prompts)
 
 
-KIND = Kind("classification", METRICS, {"images": lambda s: s["logits"].shape[0]}, check, score)
+KIND = Kind("classification", METRICS, {"images": lambda s: s["logits"].shape[0]}, check, score,
+            predictions=predictions)

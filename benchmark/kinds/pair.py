@@ -38,6 +38,14 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
             Outcome(len(data.images), len(data.texts), seconds, cached, extra=extra))
 
 
+def predictions(scores: dict):
+    """Per test pair (indices count the test pairs only, in file order): its score, its label and the
+    prediction the F1 counts (above the validation median)."""
+    predicted = metrics.above(scores["test"], scores["threshold"])
+    for index, (value, label, guess) in enumerate(zip(scores["test"].tolist(), scores["labels"].tolist(), predicted.tolist())):
+        yield {"index": index, "score": value, "label": int(label), "predicted": int(guess)}
+
+
 def with_text_field(task: TaskSpec, text_field: str) -> TaskSpec:
     """`--text-field`: the text compared with each image (the pairs format's `text_field` column)."""
     return task.model_copy(update={"dataset": DatasetSpec(**{**task.dataset.model_dump(), "text_field": text_field})})
@@ -46,4 +54,5 @@ def with_text_field(task: TaskSpec, text_field: str) -> TaskSpec:
 TEXT_FIELD = KindOption("--text-field", ("title", "summary"), with_text_field, "pair-scoring tasks (news-thumbnails)")
 
 KIND = Kind("pair", METRICS, {"test pairs": lambda s: len(s["test"])}, no_check, score,
-            options={"text_field": TEXT_FIELD}, variant=lambda data: data.text_field)
+            options={"text_field": TEXT_FIELD}, variant=lambda data: data.text_field,
+            predictions=predictions)

@@ -44,7 +44,28 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
         t2i, i2t = metrics.retrieval_ranks_multi(images, texts, torch.as_tensor(data.positives))
     else:
         t2i, i2t = metrics.retrieval_ranks(images, texts, torch.as_tensor(data.text_to_image))
-    return {"t2i": t2i, "i2t": i2t}, Outcome(len(data.images), len(data.texts), seconds, cached)
+    # the embeddings stay for the prediction lines; the image queries are the images some caption names
+    queried = torch.unique(torch.as_tensor(data.positives).view(-1, 2)[:, 1]) if data.positives is not None else None
+    scores = {"t2i": t2i, "i2t": i2t, "images": images, "texts": texts, "image_queries": queried}
+    return scores, Outcome(len(data.images), len(data.texts), seconds, cached)
 
 
-KIND = Kind("retrieval", METRICS, {"texts": lambda s: len(s["t2i"]), "images": lambda s: len(s["i2t"])}, no_check, score)
+def predictions(scores: dict, k: int = max(KS)):
+    """Text->image lines (query: caption index, top10: image indices), then image->text lines (query: image
+    index, top10: caption indices), gallery items best first, equal scores in increasing index as the ranks
+    count them. Image queries are all images, or with many-to-many captions the images some caption names."""
+    images, texts, queried = scores["images"], scores["texts"], scores["image_queries"]
+    query = 0
+    for top in metrics.retrieval_top(texts, images, k):
+        for row in top.tolist():
+            yield {"query": query, "direction": "t2i", "top10": row}
+            query += 1
+    numbers = range(images.shape[0]) if queried is None else queried.tolist()
+    rows = (row for top in metrics.retrieval_top(images if queried is None else images[queried.to(images.device)], texts, k)
+            for row in top.tolist())
+    for number, row in zip(numbers, rows):
+        yield {"query": number, "direction": "i2t", "top10": row}
+
+
+KIND = Kind("retrieval", METRICS, {"texts": lambda s: len(s["t2i"]), "images": lambda s: len(s["i2t"])}, no_check, score,
+            predictions=predictions)
