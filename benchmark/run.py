@@ -143,7 +143,8 @@ def write_outcome(result: Result, path: Path, task: TaskSpec, outcome: Outcome, 
     return written
 
 
-def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions) -> dict:
+def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions,
+                 protocol: ProtocolSpec) -> dict:
     """The result file of every (checkpoint, task, language), known before the model loads: two jobs that would
     write one file, a path that cannot be written, or a file there that holds another measurement are refused
     now, not after the compute."""
@@ -164,23 +165,22 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
             check_file(path, "--output")
             if options.save_predictions:
                 check_file(predictions_file(path), "--output")
-            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), options.protocol)
+            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), protocol.name)
             paths[(checkpoint, task.name, lang, task.source_file)] = path
     return paths
 
 
 def _check_replaceable(path: Path, ours: tuple, protocol: str) -> None:
     """A rerun of one measurement replaces its own file; a file there from another measurement (or another
-    protocol) stays."""
+    protocol: `protocol` is the name results record, an alias's target) stays."""
     try:
         found = Result.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):  # not JSON, or not a result (a pydantic ValidationError is a ValueError)
         return  # nothing there, or not a result file: nothing to lose
     earlier = found.identity
-    ours_protocol = Path(protocol).stem if protocol.endswith(".toml") else protocol
-    if earlier == ours and found.protocol_name != ours_protocol:
+    if earlier == ours and found.protocol_name != protocol:
         raise ClipbenchError(f"{path} holds this measurement under protocol '{found.protocol_name}', and this run uses "
-                             f"'{ours_protocol}'; move it away or choose another --output", exit_code=2)
+                             f"'{protocol}'; move it away or choose another --output", exit_code=2)
     if earlier != ours:
         raise ClipbenchError(f"{path} holds another measurement ({describe_identity(earlier)}) than this run would "
                              f"write there ({describe_identity(ours)}); move it away or choose another --output", exit_code=2)
@@ -248,7 +248,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
             data = subset(data, options.limit, options.seed or 0)
         loaded[(task.name, lang, task.source_file)] = data
         kinds.check(task, data, lang, protocol.settings(task.name, lang))
-    paths = plan_outputs(spec, jobs, loaded, options)
+    paths = plan_outputs(spec, jobs, loaded, options, protocol)
 
     results = []
     for checkpoint, variant in spec.variants():

@@ -247,6 +247,9 @@ def test_altclip_is_an_alias_of_clip_benchmark(tmp_path):
     results = run_shapes(tmp_path / "out", "--protocol", "altclip")
     assert results[0]["protocol"]["name"] == "clip-benchmark"
     assert results[0]["protocol"]["settings"]["preprocessing"] == "model"
+    # the same command again replaces its own result: the alias records its target's name, and so compares
+    again = run_shapes(tmp_path / "out", "--protocol", "altclip")
+    assert again[0]["protocol"]["name"] == "clip-benchmark"
     path = tmp_path / "bad-alias.toml"
     path.write_text('name = "bad-alias"\ndescription = "x"\nalias_of = "clip-benchmark"\npreprocessing = "square"\n')
     done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--protocol", str(path), "-o", str(tmp_path / "o"))
