@@ -21,20 +21,22 @@ from .prompts import Prompts
 class ImageDataset(Dataset):
     """Decodes and preprocesses one image; a failure travels back as a message instead of killing the worker."""
 
-    def __init__(self, source, transform):
+    def __init__(self, source, transform, indices: range | None = None):
         self.source = source
         self.transform = transform
+        self.indices = range(len(source)) if indices is None else indices
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.indices)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, position: int):
+        index = self.indices[position]
         try:
             image = self.source.open(index)
-            return self.transform(image.convert("RGB")), index, ""
+            return self.transform(image.convert("RGB")), position, ""
         except Exception as exc:  # noqa: BLE001 - any decode failure is reported with the image's name
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return None, index, f"{self.source.describe(index)} could not be read ({reason})"
+            return None, position, f"{self.source.describe(index)} could not be read ({reason})"
 
 
 def _collate(batch):
@@ -76,10 +78,12 @@ def _progress(total: int, desc: str):
 
 
 def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: int = 2, desc: str = "images",
-                 transform=None) -> torch.Tensor:
-    """(N, D) float32, L2-normalised, in the source's order, on the CPU."""
+                 transform=None, indices: range | None = None) -> torch.Tensor:
+    """(N, D) float32, L2-normalised, in the source's order, on the CPU; with `indices`, the rows of those
+    images only (len(indices), D), in that order."""
+    dataset = ImageDataset(source, transform or encoder.preprocess, indices)
     loader = DataLoader(
-        ImageDataset(source, transform or encoder.preprocess),
+        dataset,
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
@@ -91,17 +95,18 @@ def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: in
     out: torch.Tensor | None = None
     with _sigint_deferred():
         batches = iter(loader)  # starts the workers
-    with _progress(len(source), desc) as bar:
+    with _progress(len(dataset), desc) as bar:
         for pixels, indices, errors in batches:
             if errors:
                 more = f" (and {len(errors) - 1} more in that batch)" if len(errors) > 1 else ""
                 raise ClipbenchError(f"{errors[0]}{more}; re-download or remove the corrupt image")
             features = encoder.encode_images(pixels).cpu()
             if out is None:
-                out = torch.empty(len(source), features.shape[1], dtype=torch.float32)
+                out = torch.empty(len(dataset), features.shape[1], dtype=torch.float32)
             out[indices] = features
             bar.update(len(indices))
-    assert out is not None
+    if out is None:  # no image in `indices`: no width known
+        return torch.zeros(0, 0)
     return out
 
 
