@@ -238,6 +238,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     resolved = task_files.resolve(task_names)
     specs = kinds.apply_options(resolved, {"text_field": options.text_field})
     jobs = plan_jobs(spec, specs, languages)
+    jobs = [(kinds.under_protocol(task, protocol.settings(task.name, lang)), lang) for task, lang in jobs]
     device = pick_device(options.device)
     check_precision(options.precision, device)
     # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading

@@ -153,6 +153,10 @@ class ModelSpec(Strict):
 
 AVERAGING = Literal["normalise-then-mean", "mean-then-normalise"]
 PREPROCESSING = Literal["model", "task", "square"]
+TIE_RULE = Literal["lower-index", "topk-per-k"]
+MULTILABEL_MAP = Literal["11-point", "non-interpolated"]
+TOPK_BEYOND_CLASSES = Literal["capped", "nan"]
+RECALL_ARGMAX = Literal["present-classes", "all-classes"]
 
 
 class ProtocolSource(Strict):
@@ -177,14 +181,28 @@ class ProtocolSpec(Strict):
       embeddings averaged, then normalised: CAPIVARA's run_evaluation)
     - preprocessing: "task" (the model's resize + centre crop, unless the task file sets center_crop = false),
       "model" (the model's own everywhere), "square" (squash every image to the input size: Chinese-CLIP)
-    - tie_rule: recorded; ties go to the lower class index (argmax / stable top-k)."""
+    - tie_rule: "lower-index" (equal scores rank by increasing index: top-k accuracy, retrieval ranks, the
+      prediction lines) or "topk-per-k" (CLIP_benchmark: the torch.topk calls it makes, one per K for retrieval,
+      one of the widest k for top-k accuracy, torch.sort for mean_average_precision; torch picks among equals)
+    - multilabel_map: "11-point" (ELEVATER's interpolated mAP on softmax probabilities, metric map_11point) or
+      "non-interpolated" (CLIP_benchmark's mean AP on the logits, every class counted: a task's map_11point is
+      replaced by the metric mean_average_precision, main score included)
+    - topk_beyond_classes: "capped" (acc5 with fewer than 5 classes caps k at the class count: 1.0) or "nan"
+      (CLIP_benchmark: acc5 is NaN below 5 classes)
+    - recall_argmax: "present-classes" (mean_per_class_recall's argmax over the classes with test images:
+      ELEVATER) or "all-classes" (over every class, so predicting an absent class is a miss: CLIP_benchmark)
+    The metric settings (tie_rule and below) hold for every task: a paper scores all its datasets with one
+    function, so a protocol file sets them at the top, not per task."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str
     source: Optional[ProtocolSource] = None
     template_averaging: AVERAGING = "normalise-then-mean"
     preprocessing: PREPROCESSING = "task"
-    tie_rule: Literal["lower-index"] = "lower-index"
+    tie_rule: TIE_RULE = "lower-index"
+    multilabel_map: MULTILABEL_MAP = "11-point"
+    topk_beyond_classes: TOPK_BEYOND_CLASSES = "capped"
+    recall_argmax: RECALL_ARGMAX = "present-classes"
     tasks: dict[str, ProtocolTask] = Field(default_factory=dict)
     # another protocol's name: this one is that protocol (results record that name, so they compare)
     alias_of: Optional[str] = None
@@ -199,13 +217,17 @@ class ProtocolSpec(Strict):
         return self
 
     def settings(self, task: str, language: str) -> dict:
-        """The settings this protocol resolves to for `task` in `language` (recorded in every result)."""
+        """The settings this protocol resolves to for `task` in `language` (recorded in every result). The metric
+        variants added after tie_rule (multilabel_map, topk_beyond_classes, recall_argmax) appear where they
+        differ from the default: absent means the default, as in results written before they existed."""
         own = self.tasks.get(task, ProtocolTask())
         return {
             "template_averaging": own.template_averaging or self.template_averaging,
             "preprocessing": own.preprocessing or self.preprocessing,
             "prompts": own.prompts.get(language),
             "tie_rule": self.tie_rule,
+            **{field: getattr(self, field) for field in ("multilabel_map", "topk_beyond_classes", "recall_argmax")
+               if getattr(self, field) != ProtocolSpec.model_fields[field].default},
         }
 
     def changes(self) -> str:
@@ -213,7 +235,8 @@ class ProtocolSpec(Strict):
         if self.alias_of:
             return f"the same as {self.alias_of} (an alias)"
         default = ProtocolSpec(name="x", description="")
-        parts = [f"{field} {getattr(self, field)}" for field in ("template_averaging", "preprocessing")
+        parts = [f"{field} {getattr(self, field)}" for field in ("template_averaging", "preprocessing", "tie_rule",
+                                                                  "multilabel_map", "topk_beyond_classes", "recall_argmax")
                  if getattr(self, field) != getattr(default, field)]
         for task, own in sorted(self.tasks.items()):
             fields = [f"{field} {value}" for field, value in own.model_dump(exclude_defaults=True).items() if field != "prompts"]

@@ -148,7 +148,7 @@ def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
     root = root.resolve()
     raw_type, languages = describe_directory(root, split)
     kind = "retrieval" if raw_type == "retrieval" else "classification"
-    metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "roc_auc")]
+    metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "mean_average_precision", "roc_auc")]
 
     name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-.") or "local"
     return TaskSpec(

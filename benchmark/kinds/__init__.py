@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from ..models.base import Encoder
 
 __all__ = ["Column", "Kind", "KindOption", "Metric", "Outcome", "Queries", "KINDS", "METRICS_BY_KIND", "bootstrap",
-           "apply_options", "center_crop", "check", "evaluate", "measure", "no_check", "predictions", "unknown_metric",
-           "variant_of"]
+           "apply_options", "center_crop", "check", "evaluate", "measure", "no_check", "predictions", "under_protocol",
+           "unknown_metric", "variant_of"]
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (classification.KIND, retrieval.KIND, pair.KIND)}
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for name, kind in KINDS.items()}
@@ -32,13 +32,24 @@ METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for nam
 def evaluate(task: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache, language: str,
              batch_size: int = 64, num_workers: int = 2, settings: dict | None = None) -> Outcome:
     """`settings`: what the run's protocol resolved to for this task and language (ProtocolSpec.settings);
-    None = clipbench's defaults."""
+    None = clipbench's defaults. `task`'s metric names are the protocol's (`under_protocol`)."""
     kind = KINDS[task.kind]
     scores, outcome = kind.score(task, data, encoder, cache, language, batch_size, num_workers, settings or {})
     outcome.queries = measure(kind, scores, task.metrics)
     outcome.metrics = outcome.queries.values()
     outcome.scores = scores
     return outcome
+
+
+def under_protocol(task: TaskSpec, settings: dict | None) -> TaskSpec:
+    """The task as a protocol scores it: the metrics its settings replace by others (its kind's `renames`: under
+    multilabel_map = "non-interpolated", map_11point becomes mean_average_precision), main score included, so
+    that a result names what it measured. The task itself where nothing is replaced."""
+    swap = KINDS[task.kind].renames(settings or {})
+    if not any(name in swap for name in task.metrics):
+        return task
+    names = list(dict.fromkeys(swap.get(name, name) for name in task.metrics))
+    return task.model_copy(update={"metrics": names, "main_score": swap.get(task.main_score, task.main_score)})
 
 
 def predictions(task: TaskSpec, outcome: Outcome) -> Iterator[dict]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from ..specs import TaskSpec
+from ..specs import ProtocolSpec, TaskSpec
 
 if TYPE_CHECKING:
     from ..prompts import Prompts
@@ -34,6 +34,8 @@ class Metric:
     reads: tuple[Column, ...]
     aggregate: Callable[..., float]
     higher_is_better: bool = True
+    # protocol settings the aggregate takes as keyword arguments (e.g. "tie_rule"), from the scores' "settings"
+    options: tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,6 +86,9 @@ class Kind:
     # scores -> one JSON-ready dict per query, in dataset order: what --save-predictions writes (every kind
     # defines it; None only while a new kind is being written, and then --save-predictions refuses it)
     predictions: "Callable[[dict], Iterator[dict]] | None" = None
+    # protocol settings -> {metric name: the metric that replaces it}: a variant that is another number under
+    # another name (classification: multilabel_map = "non-interpolated" makes map_11point mean_average_precision)
+    renames: Callable[[dict], dict[str, str]] = lambda settings: {}
 
     def metric(self, name: str) -> Metric:
         for metric in self.metrics:
@@ -102,23 +107,35 @@ class Queries:
     metrics: tuple[Metric, ...]
     sizes: dict[str, int]  # query set -> number of queries, in the kind's draw order
     columns: dict[str, tuple[str, np.ndarray]]  # column name -> (query set, one row per query)
+    settings: dict = field(default_factory=dict)  # the protocol settings the metrics' `options` name
 
     def values(self) -> dict[str, float]:
-        return {m.name: m.aggregate(*(self.columns[c.name][1] for c in m.reads)) for m in self.metrics}
+        return {m.name: m.aggregate(*(self.columns[c.name][1] for c in m.reads),
+                                    **{option: self.settings[option] for option in m.options}) for m in self.metrics}
 
     def resample(self, rng: np.random.Generator) -> Queries:
         """The same number of queries of each set, drawn with replacement (the gallery stays fixed)."""
         drawn = {name: rng.integers(0, n, n) for name, n in self.sizes.items()}
         return Queries(self.metrics, self.sizes,
-                       {name: (queries, rows[drawn[queries]]) for name, (queries, rows) in self.columns.items()})
+                       {name: (queries, rows[drawn[queries]]) for name, (queries, rows) in self.columns.items()},
+                       self.settings)
+
+
+def setting(settings: dict | None, name: str):
+    """A protocol setting as ProtocolSpec.settings resolved it, or its default where it is absent (clipbench's
+    defaults, and settings that results written before them do not record)."""
+    value = (settings or {}).get(name)
+    return ProtocolSpec.model_fields[name].default if value is None else value
 
 
 def measure(kind: Kind, scores: dict, names: list[str]) -> Queries:
-    """The per-query outcomes that the metrics `names` read, each column computed once."""
+    """The per-query outcomes that the metrics `names` read, each column computed once. The protocol settings a
+    metric takes come from scores["settings"] (absent: the defaults)."""
     chosen = tuple(kind.metric(name) for name in names)
     needed = {column.name: column for metric in chosen for column in metric.reads}
+    options = {option: setting(scores.get("settings"), option) for metric in chosen for option in metric.options}
     return Queries(chosen, {name: size(scores) for name, size in kind.query_sets.items()},
-                   {name: (column.queries, column.compute(scores)) for name, column in needed.items()})
+                   {name: (column.queries, column.compute(scores)) for name, column in needed.items()}, options)
 
 
 def bootstrap(queries: Queries, draws: int, seed: int) -> dict:

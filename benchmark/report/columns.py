@@ -75,13 +75,16 @@ def cell(grouped: Grouped, group: str, column: Column) -> Stat | None:
     return stat(members, column.metric) if members else None
 
 
-def _main_metric(task: str, grouped: Grouped) -> str:
-    for key, members in grouped.items():
-        if key.task == task:
-            return members[0].main_score
+def _main_metrics(task: str, grouped: Grouped) -> list[str]:
+    """The main scores the results of `task` name, in the order of the groups: one, or several where protocols
+    name the main score differently (map_11point, and CLIP_benchmark's mean_average_precision under the
+    clip-benchmark protocol): each is then a column of its own. The task file's when no result has one."""
+    found = [r.main_score for key, members in sorted(grouped.items()) if key.task == task for r in members]
+    if found:
+        return list(dict.fromkeys(found))
     from ..tasks import task_registry
 
-    return task_registry().get(task).main_score
+    return [task_registry().get(task).main_score]
 
 
 def choose_columns(grouped: Grouped, metrics="main", published=()) -> list[Column]:
@@ -103,10 +106,12 @@ def choose_columns(grouped: Grouped, metrics="main", published=()) -> list[Colum
     for task, lang in pairs:
         label = f"{task}/{lang}" if len(languages[task]) > 1 else task
         for name in wanted:
-            metric = _main_metric(task, grouped) if name == "main" else name
-            if (task, lang, metric) in present and all(c.key != (task, lang, metric) for c in columns):
-                columns.append(Column(label if metrics == "main" else metric, task, None, lang, metric,
-                                      "" if metrics == "main" else label))
+            chosen = _main_metrics(task, grouped) if name == "main" else [name]
+            for metric in chosen:
+                shown = label if len(chosen) == 1 else f"{label} ({metric})"
+                if (task, lang, metric) in present and all(c.key != (task, lang, metric) for c in columns):
+                    columns.append(Column(shown if metrics == "main" else metric, task, None, lang, metric,
+                                          "" if metrics == "main" else label))
     if "main" in wanted:
         from ..tasks import suite_registry
 
