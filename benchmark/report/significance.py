@@ -12,14 +12,16 @@ the two models share (the easy and the hard queries), which is what makes a smal
 - 95% interval: the 2.5th and 97.5th percentiles of d* (the percentile interval, as the run's --bootstrap).
 - p-value, two-sided: twice the share of d* on the far side of zero, a draw at exactly zero counting half to
   each side, capped at 1: p = min(1, 2 min(P*(d* < 0) + P*(d* = 0)/2, P*(d* > 0) + P*(d* = 0)/2)).
-  This is the p-value obtained by inverting the percentile interval (the smallest level at which the interval
-  leaves out zero; Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 16, and Hall & Wilson,
-  "Two guidelines for bootstrap hypothesis testing", Biometrics 47, 1991), so "significant at 0.05" and "the
-  95% interval leaves out zero" never disagree, and one set of draws gives both. For a symmetric bootstrap
-  distribution it equals the shifted-null p-value of the paired bootstrap test used for evaluation metrics
-  (Koehn, EMNLP 2004; Berg-Kirkpatrick et al., EMNLP 2012: P*(d* - d >= d)). We chose it over a paired sign-flip
-  (permutation) test because that tests the stronger null "A and B are exchangeable on every query", not
-  "the metric is equal", and would need a second resampling scheme for the interval. Calibration (about 5%
+  This is the p-value that inverts the percentile interval (the level at which the interval just reaches
+  zero; the duality of tests and intervals, Efron & Tibshirani, "An Introduction to the Bootstrap", 1993,
+  ch. 16), so "significant at 0.05" and "the 95% interval leaves out zero" agree (up to draws at exactly zero
+  and the interpolation between percentiles), and one set of draws gives both. When the distribution of d* is
+  symmetric about the observed d it equals the null-shifted p-value, 2 P*(d* - d >= |d|), that Hall & Wilson
+  recommend ("Two guidelines for bootstrap hypothesis testing", Biometrics 47, 1991) and that the paired
+  bootstrap tests of NLP evaluation use (Koehn, EMNLP 2004; Berg-Kirkpatrick et al., EMNLP 2012, one-sided).
+  We chose it over a paired sign-flip (permutation) test because that tests the stronger null "A and B are
+  exchangeable on every query", not "the metric is equal", and would need a second resampling scheme for the
+  interval. Calibration (about 5%
   false positives at 0.05 when the true difference is zero) and power are checked on synthetic data with a
   known answer in tests/test_significance.py. With N draws, p has a resolution of about 1/N: a p of 0 (no draw
   on the far side) is shown as "< 2/N".
