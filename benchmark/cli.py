@@ -47,13 +47,15 @@ def run(
     text_field: Optional[str] = typer.Option(None, "--text-field", help="Pair-scoring tasks (news-thumbnails): title or summary."),
     protocol: str = typer.Option("clipbench", "--protocol", help="A paper's evaluation choices (template averaging, preprocessing, prompts); see 'clipbench list protocols'."),
     save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write each query's top predictions beside each result, as <result>.predictions.jsonl."),
+    save_queries: bool = typer.Option(False, "--save-queries", help="Also write each query's outcomes beside each result, as <result>.queries.npz (for compare --paired, table --significance)."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
     from .report.table import run_table
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
-                         data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions)
+                         data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions,
+                         save_queries=save_queries)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))
 
@@ -126,17 +128,31 @@ def baseline_save(results: List[Path] = typer.Argument(..., help="Result files o
 
 @app.command()
 def compare(
-    results: List[Path] = typer.Argument(..., help="Result files or folders of the run to check."),
-    baseline: Path = typer.Option(..., "--baseline", help="A baseline file ('clipbench baseline save') or result files/folder."),
+    results: List[Path] = typer.Argument(..., help="Result files or folders of the run to check; with --paired, A and B."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A baseline file ('clipbench baseline save') or result files/folder."),
     tolerance: float = typer.Option(0.0, "--tolerance", help="Allowed drop of a main score, as a fraction (0.01 = 1 point)."),
     use_ci: bool = typer.Option(False, "--use-ci", help="Also allow drops that stay inside the baseline's bootstrap 95% interval."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
+    paired: bool = typer.Option(False, "--paired", help="compare A B --paired: is B - A real? Paired bootstrap over the per-query outcomes (run --save-queries); exit 0."),
+    metric: List[str] = typer.Option(["main"], "--metric", help="With --paired: main (each task's main score) or metric names; repeatable."),
+    draws: Optional[int] = typer.Option(None, "--draws", help="With --paired: bootstrap draws (default 1000)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="With --paired: seed of the draws (default 0); printed with the table."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="With --paired: significance level (default 0.05)."),
 ):
-    """Diff RESULTS against a baseline; exit 1 when a main score drops by more than the tolerance."""
-    from .outputs import check_file, write_failed
+    """Diff RESULTS against a baseline; exit 1 when a main score drops by more than the tolerance.
+    With --paired A B: the difference B - A of each main score, its paired-bootstrap 95% interval and p-value."""
+    from .outputs import check_file
     from .report.regress import compare as diff, load_baseline, none_shared, render, summarise
     from .results import read_all
 
+    if paired:
+        return _compare_paired(results, baseline, tolerance, use_ci, summary, metric, draws, seed, alpha)
+    given = [flag for flag, value in (("--draws", draws), ("--seed", seed), ("--alpha", alpha)) if value is not None]
+    given += ["--metric"] if metric != ["main"] else []
+    if given:
+        raise ClipbenchError(f"{', '.join(given)} apply to compare --paired; add --paired or drop them", exit_code=2)
+    if baseline is None:
+        raise ClipbenchError("compare needs --baseline FILE_OR_DIR (or two results A B and --paired)", exit_code=2)
     if tolerance < 0:
         raise ClipbenchError("--tolerance must be 0 or more", exit_code=2)
     try:
@@ -149,18 +165,48 @@ def compare(
     frame, failed = diff(current, before, tolerance, use_ci)
     text = render(frame, failed, tolerance, use_ci)
     typer.echo(text)
-    if summary is not None:
-        try:
-            summary.parent.mkdir(parents=True, exist_ok=True)
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write("## clipbench compare\n\n" + text + "\n")
-        except OSError as exc:
-            raise write_failed(summary, exc, "--summary") from None
+    _append_summary(summary, "## clipbench compare\n\n" + text + "\n")
     if none_shared(frame):
         raise ClipbenchError(f"the run ({', '.join(map(str, results))}) has none of the {len(before)} entries of the "
                              f"baseline {baseline}; compare a run of the baseline's models, tasks and languages")
     if failed:
         raise typer.Exit(1)
+
+
+def _append_summary(summary: Optional[Path], text: str) -> None:
+    from .outputs import write_failed
+
+    if summary is None:
+        return
+    try:
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise write_failed(summary, exc, "--summary") from None
+
+
+def _compare_paired(results: List[Path], baseline: Optional[Path], tolerance: float, use_ci: bool, summary: Optional[Path],
+                    metric: List[str], draws: Optional[int], seed: Optional[int], alpha: Optional[float]) -> None:
+    from .outputs import check_file
+    from .report.significance import ALPHA, DRAWS, SEED, compare_paired, render_paired
+
+    refused = [flag for flag, given in (("--baseline", baseline is not None), ("--tolerance", tolerance != 0.0),
+                                        ("--use-ci", use_ci)) if given]
+    if refused:
+        raise ClipbenchError(f"{', '.join(refused)} apply to baseline comparisons, not --paired; drop them", exit_code=2)
+    if len(results) != 2:
+        raise ClipbenchError(f"compare --paired takes two results, A and B (files or folders), not {len(results)}", exit_code=2)
+    draws, seed, alpha = DRAWS if draws is None else draws, SEED if seed is None else seed, ALPHA if alpha is None else alpha
+    try:
+        if summary is not None:
+            check_file(summary, "--summary", append=True)
+        frame = compare_paired([results[0]], [results[1]], "main" if metric == ["main"] else list(metric), draws, seed, alpha)
+    except ClipbenchError as exc:  # bad input is exit 2, as in the baseline comparison
+        raise ClipbenchError(str(exc), exit_code=2) from None
+    text = render_paired(frame, draws, seed, alpha)
+    typer.echo(text)  # a report, not a gate: exit 0 whatever the verdicts
+    _append_summary(summary, "## clipbench compare --paired\n\n" + text + "\n")
 
 
 @app.command()
@@ -172,6 +218,7 @@ def table(
     reference: Optional[str] = typer.Option(None, "--reference", help="Add published rows (capivara, altclip, openclip or a reference .json) and a Δ column (ours − published, points)."),
     force: bool = typer.Option(False, "--force", help="Average a group's results even when their dataset fingerprints or prompts differ."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the table to this file instead of printing it."),
+    significance: Optional[str] = typer.Option(None, "--significance", help="Mark with † the cells that differ from this group's at p < 0.05 (paired bootstrap; needs run --save-queries)."),
 ):
     """Paper-style table of RESULTS: a row per model group (mean ± std over checkpoints), a column per task."""
     from .outputs import check_file, write_text_atomic
@@ -182,7 +229,17 @@ def table(
     if output is not None:
         check_file(output, "--output")
     metrics = "main" if metric == ["main"] else list(metric)
-    text = render(build_table(read_all(results), metrics, layout, reference, force), fmt)
+    if significance is None:
+        built = build_table(read_all(results), metrics, layout, reference, force)
+    else:
+        from .report.significance import read_located, significance_marker
+
+        located = read_located(results)
+        mark, note = significance_marker(located, significance)
+        built = build_table([r for _, r in located], metrics, layout, reference, force, mark=mark, notes=(note,))
+        if fmt.lower() == "csv":  # csv stays cells only; the note goes to stderr
+            typer.echo(note, err=True)
+    text = render(built, fmt)
     if output is None:
         typer.echo(text)
     else:

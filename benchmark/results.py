@@ -104,6 +104,7 @@ class RunInfo(Part):
     images_per_second: Optional[float] = None  # None when the image embeddings were reused
     image_embeddings_reused: Optional[bool] = None
     predictions: Optional[str] = None  # --save-predictions: the file name of the prediction lines, beside this one
+    queries: Optional[str] = None  # --save-queries: the file name of the per-query outcomes, beside this one
 
 
 class Result(Part):

@@ -16,6 +16,7 @@ from .data.subset import subset
 from .embed import ImageEmbeddingCache
 from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
+from .kinds.stored import queries_file, write as write_queries
 from .models.base import check_precision, pick_device
 from .paths import DEFAULT_DATA_ROOT, git_commit
 from .outputs import check_file, check_folder, write_atomic_with, write_failed
@@ -42,6 +43,7 @@ class RunOptions:
     data_root: Path = DEFAULT_DATA_ROOT  # task files' relative dataset paths are read under it
     protocol: str = protocols.DEFAULT  # a paper's evaluation choices (protocols/<name>.toml)
     save_predictions: bool = False  # also write <result>.predictions.jsonl, one line per query
+    save_queries: bool = False  # also write <result>.queries.npz, the per-query outcomes (compare --paired)
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -143,6 +145,24 @@ def write_outcome(result: Result, path: Path, task: TaskSpec, outcome: Outcome, 
     return written
 
 
+def write_outcome_and_queries(result: Result, path: Path, task: TaskSpec, outcome: Outcome, options: RunOptions) -> Path:
+    """`write_outcome`, and with --save-queries the per-query outcomes beside the result (benchmark.kinds.stored):
+    written whole under a hidden name first, moved into place once the result that names them is written."""
+    if not options.save_queries:
+        return write_outcome(result, path, task, outcome, options.save_predictions)
+    final = queries_file(path)
+    result.run.queries = final.name
+    staged = write_queries(final.with_name(f".{final.name}.{os.getpid()}.pending.tmp"), outcome.queries, result)
+    try:
+        written = write_outcome(result, path, task, outcome, options.save_predictions)
+        os.replace(staged, final)
+    except OSError as exc:
+        raise write_failed(final, exc, "--output") from None
+    finally:
+        staged.unlink(missing_ok=True)
+    return written
+
+
 def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions,
                  protocol: ProtocolSpec) -> dict:
     """The result file of every (checkpoint, task, language), known before the model loads: two jobs that would
@@ -165,6 +185,8 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
             check_file(path, "--output")
             if options.save_predictions:
                 check_file(predictions_file(path), "--output")
+            if options.save_queries:
+                check_file(queries_file(path), "--output")
             _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), protocol.name)
             paths[(checkpoint, task.name, lang, task.source_file)] = path
     return paths
@@ -264,7 +286,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
             result = make_result(spec, encoder, task, lang, data, outcome, options, started,
                                  time.perf_counter() - t0, checkpoint, protocol,
                                  path if options.save_predictions else None)
-            path = write_outcome(result, path, task, outcome, options.save_predictions)
+            path = write_outcome_and_queries(result, path, task, outcome, options)
             outcome.scores = None  # the embeddings a retrieval outcome keeps for its lines are no longer needed
             label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
             echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")

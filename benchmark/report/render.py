@@ -17,7 +17,7 @@ def _flat(header: tuple[str, str]) -> str:
 def _latex_escape(text: str) -> str:
     out = "".join("\\" + ch if ch in "&%$#_{}" else {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}",
                                                      "^": r"\textasciicircum{}"}.get(ch, ch) for ch in text)
-    return out.replace("±", r"$\pm$").replace("–", "--").replace("Δ", r"$\Delta$")
+    return out.replace("±", r"$\pm$").replace("–", "--").replace("Δ", r"$\Delta$").replace("†", r"$^{\dagger}$")
 
 
 def _latex(table: Table) -> str:
@@ -46,10 +46,22 @@ def _latex(table: Table) -> str:
 
 
 def render(table: Table, fmt: str = "markdown") -> str:
-    """markdown (GitHub pipes, bold as **x**), latex (booktabs, \\textbf), csv (plain text cells), html (<b>)."""
+    """markdown (GitHub pipes, bold as **x**), latex (booktabs, \\textbf), csv (plain text cells), html (<b>).
+    The table's notes follow it in markdown, latex (a \\footnotesize line) and html; csv stays cells only."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise ClipbenchError(f"unknown table format '{fmt}'; use one of {', '.join(FORMATS)}", exit_code=2)
+    text = _render(table, fmt)
+    if not table.notes or fmt == "csv":
+        return text
+    if fmt == "latex":
+        return text + "".join(f"\n{{\\footnotesize {_latex_escape(note).replace('<', '$<$')}\\par}}" for note in table.notes)
+    if fmt == "html":
+        return text + "".join(f"\n<p>{html.escape(note)}</p>" for note in table.notes)
+    return text + "\n\n" + "\n".join(table.notes)
+
+
+def _render(table: Table, fmt: str) -> str:
     frame, two_level = table.frame, any(group for group, _ in table.frame.columns)
     if fmt == "latex":
         return _latex(table)

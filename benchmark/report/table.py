@@ -83,6 +83,7 @@ class Table:
     std: pd.DataFrame
     title: str = ""
     decimals: int = 2
+    notes: tuple[str, ...] = ()  # lines under the table (markdown, latex, html), e.g. what a † means
 
 
 def _rows(groups: list[str], labels_from: Reference | None, reference: Reference | None) -> list[Row]:
@@ -110,9 +111,10 @@ def _cell_text(cell: Stat | None, decimals: int) -> str:
 
 
 def build_table(results: list[Result], metrics="main", layout: str | None = None, reference: str | Reference | None = None,
-                force: bool = False, decimals: int | None = None) -> Table:
+                force: bool = False, decimals: int | None = None, mark=None, notes: tuple[str, ...] = ()) -> Table:
     """Rows = model groups (and published rows), columns = tasks (task/lang when a task has several languages),
-    or task × metric when `metrics` is a list; see the module docstring."""
+    or task × metric when `metrics` is a list; see the module docstring. `mark(group, column)`: a suffix for the
+    cell of a run group (benchmark.report.significance: "†" or ""); `notes`: lines shown under the table."""
     if layout and metrics != "main":
         raise ClipbenchError("a --layout fixes its own columns; drop --metric", exit_code=2)
     chosen = get_layout(layout) if layout else None
@@ -166,7 +168,8 @@ def build_table(results: list[Result], metrics="main", layout: str | None = None
         header.append((col.group, col.label))
         for i in keep:
             cell = cells.get((i, col.key))
-            text[i].append(_cell_text(cell, decimals))
+            suffix = mark(rows[i].group, col) if mark is not None and cell is not None and not rows[i].is_published else ""
+            text[i].append(_cell_text(cell, decimals) + suffix)
             best[i].append(top is not None and shown.get(i) == top)
             mean[i].append(np.nan if cell is None else cell.mean)
             std[i].append(np.nan if cell is None or cell.std is None else cell.std)
@@ -187,4 +190,4 @@ def build_table(results: list[Result], metrics="main", layout: str | None = None
         return pd.DataFrame([data[i] for i in keep], index=index, columns=columns_index)
 
     return Table(frame(text), frame(best).astype(bool), frame(mean).astype(float), frame(std).astype(float),
-                 chosen.title if chosen else "", decimals)
+                 chosen.title if chosen else "", decimals, tuple(notes))
