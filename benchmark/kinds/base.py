@@ -84,6 +84,10 @@ class Kind:
     # scores -> one JSON-ready dict per query, in dataset order: what --save-predictions writes (every kind
     # defines it; None only while a new kind is being written, and then --save-predictions refuses it)
     predictions: "Callable[[dict], Iterator[dict]] | None" = None
+    # (task, data, language, protocol settings) -> what a result of this job will record that is known before the
+    # model loads: n_texts, n_classes, prompts (a Prompts or None). A rerun compares them with an earlier result
+    # to decide whether it is the same measurement (run --overwrite); a fact left out is not compared.
+    facts: Callable[[TaskSpec, Any, str, dict], dict] = lambda task, data, language, settings: {}
 
     def metric(self, name: str) -> Metric:
         for metric in self.metrics:
