@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -149,7 +150,7 @@ def _timeout() -> dt.timedelta:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
+    if not (seconds > 0 and math.isfinite(seconds)):
         raise ClipbenchError(f"${TIMEOUT_ENV}={value}: give the seconds a rank waits for the others, e.g. 1800",
                              exit_code=2)
     return dt.timedelta(seconds=seconds)
@@ -177,7 +178,8 @@ def session(device: torch.device) -> Iterator[Context]:
     except (RuntimeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ClipbenchError(f"rank {rank} of {world} could not join the other ranks ({first[:200]}); launch "
-                             "data-parallel runs with torchrun (it sets MASTER_ADDR and MASTER_PORT)") from None
+                             "data-parallel runs with torchrun (it sets MASTER_ADDR and MASTER_PORT), or unset "
+                             "WORLD_SIZE for one process") from None
     _current = Context(rank, world, local, device)
     try:
         yield _current
