@@ -48,16 +48,23 @@ def run(
     protocol: str = typer.Option("clipbench", "--protocol", help="A paper's evaluation choices (template averaging, preprocessing, prompts); see 'clipbench list protocols'."),
     save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write each query's top predictions beside each result, as <result>.predictions.jsonl."),
     save_queries: bool = typer.Option(False, "--save-queries", help="Also write each query's outcomes beside each result, as <result>.queries.npz (for compare --paired, table --significance)."),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="I/N", help="Run only part I of N of the (checkpoint, task, language) jobs, 1-based (1/N ... N/N): every N-th job from the I-th. N runs (a Slurm array, N CI jobs) into one --output split the work; 'clipbench table' merges their results."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute jobs whose result file is already there with the same provenance (by default they are skipped)."),
 ):
-    """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
+    """Evaluate one model on tasks; write one JSON per (task, language) and print a table.
+
+    Data-parallel: torchrun --nproc-per-node N -m benchmark run ... splits every dataset's images and texts
+    across N processes (GPUs, or CPU processes over gloo); rank 0 prints and writes the results.
+    """
     from .run import RunOptions, run as run_jobs
     from .report.table import run_table
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
                          data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions,
-                         save_queries=save_queries)
+                         save_queries=save_queries, shard=shard, overwrite=overwrite)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
-    typer.echo(run_table(results))
+    if results:  # none: other ranks of a data-parallel run, or a --shard part without jobs
+        typer.echo(run_table(results))
 
 
 @app.command("list")

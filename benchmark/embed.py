@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .distributed import current, embed_split
 from .errors import ClipbenchError
 from .models.base import Encoder, transform_id
 from .prompts import Prompts
@@ -74,13 +75,21 @@ def _sigint_deferred():
 
 
 def _progress(total: int, desc: str):
-    return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=desc, unit="img", disable=None if current().is_main else True, file=sys.stderr, leave=False)
 
 
 def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: int = 2, desc: str = "images",
                  transform=None, indices: range | None = None) -> torch.Tensor:
     """(N, D) float32, L2-normalised, in the source's order, on the CPU; with `indices`, the rows of those
-    images only (len(indices), D), in that order."""
+    images only (len(indices), D), in that order. Under torchrun, each rank embeds its whole batches of the
+    block and all receive every row (a collective: every rank calls it with the same block)."""
+    block = range(len(source)) if indices is None else indices
+    return embed_split(block, lambda mine: _embed_images(encoder, source, batch_size, num_workers, desc, transform, mine),
+                       batch_size)
+
+
+def _embed_images(encoder: Encoder, source, batch_size: int, num_workers: int, desc: str, transform,
+                  indices: range) -> torch.Tensor:
     dataset = ImageDataset(source, transform or encoder.preprocess, indices)
     loader = DataLoader(
         dataset,
@@ -111,9 +120,12 @@ def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: in
 
 
 def embed_texts(encoder: Encoder, texts: list[str], batch_size: int = 256, normalise: bool = True) -> torch.Tensor:
-    """(T, D) float32, L2-normalised unless normalise=False."""
-    chunks = [encoder.encode_texts(texts[i:i + batch_size], normalise).cpu() for i in range(0, len(texts), batch_size)]
-    return torch.cat(chunks) if chunks else torch.zeros(0, 0)
+    """(T, D) float32, L2-normalised unless normalise=False. Under torchrun, split as embed_images is."""
+    def embed_block(rows: range) -> torch.Tensor:
+        chunks = [encoder.encode_texts(texts[i:min(i + batch_size, rows.stop)], normalise).cpu()
+                  for i in range(rows.start, rows.stop, batch_size)]
+        return torch.cat(chunks) if chunks else torch.zeros(0, 0)
+    return embed_split(range(len(texts)), embed_block, batch_size)
 
 
 def build_classifier(encoder: Encoder, prompts: Prompts, batch_size: int = 256,

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, kinds, models, protocols, tasks as task_files
+from . import __version__, jobs as job_files, kinds, models, protocols, tasks as task_files
+from .distributed import Context, session
 from .download import load_or_fetch
 from .data.subset import subset
 from .embed import ImageEmbeddingCache
@@ -44,6 +45,8 @@ class RunOptions:
     protocol: str = protocols.DEFAULT  # a paper's evaluation choices (protocols/<name>.toml)
     save_predictions: bool = False  # also write <result>.predictions.jsonl, one line per query
     save_queries: bool = False  # also write <result>.queries.npz, the per-query outcomes (compare --paired)
+    shard: str | None = None  # "I/N": run part I of N of the jobs (1-based)
+    overwrite: bool = False  # recompute jobs whose result is there with the same provenance (else skipped)
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -163,42 +166,54 @@ def write_outcome_and_queries(result: Result, path: Path, task: TaskSpec, outcom
     return written
 
 
-def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions,
-                 protocol: ProtocolSpec) -> dict:
-    """The result file of every (checkpoint, task, language), known before the model loads: two jobs that would
-    write one file, a path that cannot be written, or a file there that holds another measurement are refused
-    now, not after the compute."""
+def plan_outputs(model: ModelSpec, jobs: list[tuple[str | None, ModelSpec, TaskSpec, str]], loaded: dict,
+                 options: RunOptions, protocol: ProtocolSpec) -> tuple[dict, dict]:
+    """The result file of every (checkpoint, task, language) job, known before the model loads: two jobs that
+    would write one file, a path that cannot be written, or a file there that holds another measurement are
+    refused now, not after the compute. Also the jobs already done: their file holds a result with the same
+    provenance (see benchmark.jobs), which is returned instead of recomputed, unless --overwrite."""
     planned: dict[Path, str] = {}
-    paths = {}
+    paths, done = {}, {}
     group, seed = options.group or model.name, recorded_seed(options)
-    for checkpoint, _ in model.variants():
+    software = {"clipbench_version": __version__, "git_commit": git_commit(), "versions": versions()}
+    for checkpoint, loads, task, lang in jobs:
         name = checkpoint_name(model, options, checkpoint)
-        for task, lang in jobs:
-            variant = kinds.variant_of(task, loaded[(task.name, lang, task.source_file)])
-            path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
-                               options.limit, seed)
-            job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
-            if path in planned:
-                raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "
-                                     "run them separately, into different --output folders", exit_code=2)
-            planned[path] = job
-            check_file(path, "--output")
-            if options.save_predictions:
-                check_file(predictions_file(path), "--output")
-            if options.save_queries:
-                check_file(queries_file(path), "--output")
-            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), protocol.name)
-            paths[(checkpoint, task.name, lang, task.source_file)] = path
-    return paths
+        data = loaded[(task.name, lang, task.source_file)]
+        variant = kinds.variant_of(task, data)
+        path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
+                           options.limit, seed)
+        job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
+        if path in planned:
+            raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "
+                                 "run them separately, into different --output folders", exit_code=2)
+        planned[path] = job
+        check_file(path, "--output")
+        if options.save_predictions:
+            check_file(predictions_file(path), "--output")
+        if options.save_queries:
+            check_file(queries_file(path), "--output")
+        key = (checkpoint, task.name, lang, task.source_file)
+        paths[key] = path
+        found = _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), protocol.name)
+        if found is None or options.overwrite:
+            continue
+        settings = protocol.settings(task.name, lang)
+        expected = job_files.planned(
+            group=group, checkpoint_name=name, task=task, language=lang, variant=variant, data=data,
+            facts=kinds.facts(task, data, lang, settings), model=loads, options=options, recorded_seed=seed,
+            protocol_name=protocol.name, settings=settings, software=software)
+        if job_files.difference(found, path, expected) is None:
+            done[key] = found
+    return paths, done
 
 
-def _check_replaceable(path: Path, ours: tuple, protocol: str) -> None:
-    """A rerun of one measurement replaces its own file; a file there from another measurement (or another
-    protocol: `protocol` is the name results record, an alias's target) stays."""
+def _check_replaceable(path: Path, ours: tuple, protocol: str) -> Result | None:
+    """A rerun of one measurement replaces its own file (returned, to compare its provenance); a file there from
+    another measurement (or another protocol: `protocol` is the name results record, an alias's target) stays."""
     try:
         found = Result.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):  # not JSON, or not a result (a pydantic ValidationError is a ValueError)
-        return  # nothing there, or not a result file: nothing to lose
+        return None  # nothing there, or not a result file: nothing to lose
     earlier = found.identity
     if earlier == ours and found.protocol_name != protocol:
         raise ClipbenchError(f"{path} holds this measurement under protocol '{found.protocol_name}', and this run uses "
@@ -206,12 +221,14 @@ def _check_replaceable(path: Path, ours: tuple, protocol: str) -> None:
     if earlier != ours:
         raise ClipbenchError(f"{path} holds another measurement ({describe_identity(earlier)}) than this run would "
                              f"write there ({describe_identity(ours)}); move it away or choose another --output", exit_code=2)
+    return found
 
 
 def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, outcome: Outcome,
                 options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None,
-                protocol: ProtocolSpec | None = None, path: Path | None = None) -> Result:
-    """`path`: where the result goes when its prediction lines are saved beside it (--save-predictions)."""
+                protocol: ProtocolSpec | None = None, path: Path | None = None, world_size: int = 1) -> Result:
+    """`path`: where the result goes when its prediction lines are saved beside it (--save-predictions);
+    `world_size`: the ranks of a data-parallel run (recorded when more than one)."""
     protocol = protocol or protocols.resolve(options.protocol)
     fresh = not outcome.images_cached and outcome.image_seconds > 0
     seed = recorded_seed(options)
@@ -236,12 +253,12 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             image_seconds=round(outcome.image_seconds, 4),
             images_per_second=round(outcome.n_images / outcome.image_seconds, 2) if fresh else None,
             image_embeddings_reused=outcome.images_cached,
-            **({"predictions": predictions_file(Path(path)).name} if path else {})),
+            **({"predictions": predictions_file(Path(path)).name} if path else {}),
+            **({"world_size": world_size} if world_size > 1 else {})),
     )
 
 
-def run(model_name: str, task_names: list[str], languages: list[str], options: RunOptions,
-        pretrained: str | None = None, echo=print) -> list[Result]:
+def check_options(options: RunOptions) -> None:
     if options.batch_size < 1:
         raise ClipbenchError("--batch-size must be at least 1", exit_code=2)
     if options.num_workers < 0:
@@ -252,43 +269,95 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         raise ClipbenchError("--limit must be at least 1", exit_code=2)
     if options.seed is not None and options.seed < 0:
         raise ClipbenchError(f"--seed must be 0 or more, not {options.seed}", exit_code=2)
-    if not task_names:
-        raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
-    check_folder(options.output, "--output")
-    protocol = protocols.resolve(options.protocol)
-    spec = models.resolve(model_name, pretrained)
-    resolved = task_files.resolve(task_names)
-    specs = kinds.apply_options(resolved, {"text_field": options.text_field})
-    jobs = plan_jobs(spec, specs, languages)
-    jobs = [(kinds.under_protocol(task, protocol.settings(task.name, lang)), lang) for task, lang in jobs]
+
+
+def run(model_name: str, task_names: list[str], languages: list[str], options: RunOptions,
+        pretrained: str | None = None, echo=print) -> list[Result]:
+    """Under torchrun, every rank runs this: each embeds its part of every dataset, rank 0 alone prints,
+    writes and returns results (the others return [])."""
+    check_options(options)
     device = pick_device(options.device)
-    check_precision(options.precision, device)
-    # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading
+    with session(device) as ctx:
+        return _run(model_name, task_names, languages, options, pretrained, echo if ctx.is_main else _quiet, ctx)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _run(model_name: str, task_names: list[str], languages: list[str], options: RunOptions,
+         pretrained: str | None, echo, ctx: Context) -> list[Result]:
+    with ctx.together():
+        if not task_names:
+            raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
+        chosen = job_files.parse_shard(options.shard)
+        if ctx.is_main:
+            check_folder(options.output, "--output")
+        protocol = protocols.resolve(options.protocol)
+        spec = models.resolve(model_name, pretrained)
+        resolved = task_files.resolve(task_names)
+        specs = kinds.apply_options(resolved, {"text_field": options.text_field})
+        everything = [(checkpoint, variant, task, lang) for checkpoint, variant in spec.variants()
+                      for task, lang in plan_jobs(spec, specs, languages)]
+        everything = [(checkpoint, variant, kinds.under_protocol(task, protocol.settings(task.name, lang)), lang)
+                      for checkpoint, variant, task, lang in everything]
+        jobs = job_files.shard(everything, chosen)
+        check_precision(options.precision, ctx.device)
+    if chosen and not jobs:
+        echo(f"--shard {chosen[0]}/{chosen[1]}: no job in this part (the run has {len(everything)}); nothing to do")
+        return []
+    # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading.
+    # Rank 0 first: a dataset it fetches from the hub is then there for the others.
+    loaded: dict = {}
+    for turn in (True, False):
+        with ctx.together():
+            if ctx.is_main == turn:
+                loaded = load_data([(task, lang) for _, _, task, lang in jobs], options, protocol, echo)
+    with ctx.together():
+        paths, done = plan_outputs(spec, jobs, loaded, options, protocol) if ctx.is_main else ({}, {})
+    skipped = ctx.broadcast(set(done))  # every rank follows rank 0's plan
+    for key in done:
+        echo(f"skip: {paths[key]} exists (same provenance); --overwrite to recompute")
+
+    results = dict(done)
+    for checkpoint, variant in spec.variants():
+        todo = [(task, lang) for c, _, task, lang in jobs if c == checkpoint and (c, task.name, lang, task.source_file) not in skipped]
+        if not todo:
+            continue  # every job of this checkpoint is done (or in another shard): the model is not loaded
+        with ctx.together():
+            encoder = models.load(variant, ctx.device, options.precision, options.trust_remote_code)  # once per checkpoint
+        cache = ImageEmbeddingCache()  # images embedded once per checkpoint, shared by tasks and languages
+        for task, lang in todo:
+            started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+            data = loaded[(task.name, lang, task.source_file)]
+            with ctx.together():
+                outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers,
+                                   protocol.settings(task.name, lang))
+            key = (checkpoint, task.name, lang, task.source_file)
+            with ctx.together():  # rank 0 writes; a failed write stops every rank
+                if ctx.is_main:
+                    path = paths[key]
+                    result = make_result(spec, encoder, task, lang, data, outcome, options, started,
+                                         time.perf_counter() - t0, checkpoint, protocol,
+                                         path if options.save_predictions else None, ctx.world_size)
+                    path = write_outcome_and_queries(result, path, task, outcome, options)
+                    label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
+                    echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
+                    results[key] = result
+            outcome.scores = None  # the embeddings a retrieval outcome keeps for its lines are no longer needed
+    order = [(c, task.name, lang, task.source_file) for c, _, task, lang in jobs]
+    return [results[key] for key in order if key in results]
+
+
+def load_data(jobs: list[tuple[TaskSpec, str]], options: RunOptions, protocol: ProtocolSpec, echo) -> dict:
+    """Every (task, language)'s data (its --limit subset), checked by its kind."""
     loaded = {}
     for task, lang in jobs:
+        if (task.name, lang, task.source_file) in loaded:
+            continue
         data = load_or_fetch(task, lang, options.data_root, echo)
         if options.limit:
             data = subset(data, options.limit, options.seed or 0)
         loaded[(task.name, lang, task.source_file)] = data
         kinds.check(task, data, lang, protocol.settings(task.name, lang))
-    paths = plan_outputs(spec, jobs, loaded, options, protocol)
-
-    results = []
-    for checkpoint, variant in spec.variants():
-        encoder = models.load(variant, device, options.precision, options.trust_remote_code)  # once per checkpoint
-        cache = ImageEmbeddingCache()  # images embedded once per checkpoint, shared by tasks and languages
-        for task, lang in jobs:
-            started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
-            data = loaded[(task.name, lang, task.source_file)]
-            outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers,
-                               protocol.settings(task.name, lang))
-            path = paths[(checkpoint, task.name, lang, task.source_file)]
-            result = make_result(spec, encoder, task, lang, data, outcome, options, started,
-                                 time.perf_counter() - t0, checkpoint, protocol,
-                                 path if options.save_predictions else None)
-            path = write_outcome_and_queries(result, path, task, outcome, options)
-            outcome.scores = None  # the embeddings a retrieval outcome keeps for its lines are no longer needed
-            label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
-            echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
-            results.append(result)
-    return results
+    return loaded

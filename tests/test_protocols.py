@@ -247,7 +247,7 @@ def test_altclip_is_an_alias_of_clip_benchmark(tmp_path):
     results = run_shapes(tmp_path / "out", "--protocol", "altclip")
     assert results[0]["protocol"]["name"] == "clip-benchmark"
     assert results[0]["protocol"]["settings"]["preprocessing"] == "model"
-    # the same command again replaces its own result: the alias records its target's name, and so compares
+    # the same command again is not refused (its result is kept: same provenance): the alias records its target's name
     again = run_shapes(tmp_path / "out", "--protocol", "altclip")
     assert again[0]["protocol"]["name"] == "clip-benchmark"
     path = tmp_path / "bad-alias.toml"

@@ -89,6 +89,10 @@ class Kind:
     # protocol settings -> {metric name: the metric that replaces it}: a variant that is another number under
     # another name (classification: multilabel_map = "non-interpolated" makes map_11point mean_average_precision)
     renames: Callable[[dict], dict[str, str]] = lambda settings: {}
+    # (task, data, language, protocol settings) -> what a result of this job will record that is known before the
+    # model loads: n_texts, n_classes, prompts (a Prompts or None). A rerun compares them with an earlier result
+    # to decide whether it is the same measurement (run --overwrite); a fact left out is not compared.
+    facts: Callable[[TaskSpec, Any, str, dict], dict] = lambda task, data, language, settings: {}
 
     def metric(self, name: str) -> Metric:
         for metric in self.metrics:

@@ -164,5 +164,10 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
                            data.num_classes, prompts)
 
 
+def facts(spec: TaskSpec, data, language: str, settings: dict) -> dict:
+    prompts = task_prompts(spec, data, language, settings)
+    return {"n_texts": len(prompts.classnames) * len(prompts.templates), "n_classes": data.num_classes, "prompts": prompts}
+
+
 KIND = Kind("classification", METRICS, {"images": lambda s: s["logits"].shape[0]}, check, score,
-            predictions=predictions, renames=renames)
+            predictions=predictions, renames=renames, facts=facts)

@@ -55,4 +55,5 @@ TEXT_FIELD = KindOption("--text-field", ("title", "summary"), with_text_field, "
 
 KIND = Kind("pair", METRICS, {"test pairs": lambda s: len(s["test"])}, no_check, score,
             options={"text_field": TEXT_FIELD}, variant=lambda data: data.text_field,
-            predictions=predictions)
+            predictions=predictions,
+            facts=lambda spec, data, language, settings: {"n_texts": len(data.texts), "n_classes": None, "prompts": None})

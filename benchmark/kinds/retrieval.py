@@ -96,4 +96,5 @@ def predictions(scores: dict):
 
 
 KIND = Kind("retrieval", METRICS, {"texts": lambda s: len(s["t2i"]), "images": lambda s: len(s["i2t"])}, no_check, score,
-            predictions=predictions)
+            predictions=predictions,
+            facts=lambda spec, data, language, settings: {"n_texts": len(data.texts), "n_classes": None, "prompts": None})
