@@ -115,7 +115,7 @@ class Queries:
 
     def values(self) -> dict[str, float]:
         return {m.name: m.aggregate(*(self.columns[c.name][1] for c in m.reads),
-                                    **{option: self.settings[option] for option in m.options}) for m in self.metrics}
+                                    **{option: setting(self.settings, option) for option in m.options}) for m in self.metrics}
 
     def resample(self, rng: np.random.Generator) -> Queries:
         """The same number of queries of each set, drawn with replacement (the gallery stays fixed)."""
