@@ -31,7 +31,7 @@ class RunOptions:
     output: Path = Path("results/runs")
     batch_size: int = 64
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str | None = None  # None: the protocol's for each task (clipbench's: fp32)
     num_workers: int = 2
     trust_remote_code: bool = False
     group: str | None = None  # results of several --model runs named as one group aggregate to mean ± std
@@ -112,6 +112,30 @@ def result_path(output: Path, result: Result) -> Path:
     """Where `result` (read back from disk) was written."""
     return result_file(output, result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
                        result.variant, result.language, result.limit.n if result.limit else None, result.seed)
+
+
+def job_precision(settings: dict, options: RunOptions) -> str:
+    """The precision one job runs at: --precision, else its protocol's for the task, else fp32."""
+    return options.precision or settings.get("precision") or "fp32"
+
+
+def check_precisions(jobs: list[tuple[TaskSpec, str]], protocol: ProtocolSpec, options: RunOptions, device) -> None:
+    """Every job's precision works on `device`, before anything loads. A protocol's precision the device lacks
+    (a paper's fp16 autocast on a CPU) is refused, not swapped for another: the fix names the flag."""
+    if options.precision is not None:
+        check_precision(options.precision, device)
+        return
+    for task, lang in jobs:
+        wanted = job_precision(protocol.settings(task.name, lang), options)
+        try:
+            check_precision(wanted, device)
+        except ClipbenchError:
+            raise ClipbenchError(
+                f"--protocol {options.protocol} runs task '{task.name}' at {wanted} autocast, as its paper's "
+                f"evaluation did, which needs a CUDA device, and this run is on {device.type}; pass --precision fp32 "
+                "(or bf16) to run it here anyway: the result records the precision it ran at (run.precision) beside "
+                "the protocol's",
+                exit_code=2) from None
 
 
 def predictions_file(result: Path) -> Path:
@@ -239,7 +263,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     specs = kinds.apply_options(resolved, {"text_field": options.text_field})
     jobs = plan_jobs(spec, specs, languages)
     device = pick_device(options.device)
-    check_precision(options.precision, device)
+    check_precisions(jobs, protocol, options, device)
     # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading
     loaded = {}
     for task, lang in jobs:
@@ -252,13 +276,17 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
 
     results = []
     for checkpoint, variant in spec.variants():
-        encoder = models.load(variant, device, options.precision, options.trust_remote_code)  # once per checkpoint
-        cache = ImageEmbeddingCache()  # images embedded once per checkpoint, shared by tasks and languages
+        # once per checkpoint; images embedded once per checkpoint and precision, shared by tasks and languages
+        loaded_encoder = models.load(variant, device, options.precision or "fp32", options.trust_remote_code)
+        caches: dict[str, ImageEmbeddingCache] = {}
         for task, lang in jobs:
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
             data = loaded[(task.name, lang, task.source_file)]
-            outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers,
-                               protocol.settings(task.name, lang))
+            settings = protocol.settings(task.name, lang)
+            # the protocol's precision and resize for this task (the interpolation is part of the cache key)
+            encoder = loaded_encoder.configured(job_precision(settings, options), settings.get("interpolation"))
+            cache = caches.setdefault(encoder.precision, ImageEmbeddingCache())
+            outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers, settings)
             path = paths[(checkpoint, task.name, lang, task.source_file)]
             result = make_result(spec, encoder, task, lang, data, outcome, options, started,
                                  time.perf_counter() - t0, checkpoint, protocol,

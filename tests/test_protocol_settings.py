@@ -1,4 +1,5 @@
-"""The protocol-level settings of issue 10: which caption translation CAPIVARA's webdatasets give per language."""
+"""The protocol-level settings of issue 10: Chinese-CLIP's bicubic square resize, each paper's precision, and
+which caption translation CAPIVARA's webdatasets give per language."""
 
 from __future__ import annotations
 
@@ -9,9 +10,146 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+import standins
+from benchmark import models
 from benchmark.errors import ClipbenchError
+from benchmark.protocols import resolve
+from benchmark.run import RunOptions, job_precision
+from benchmark.specs import ProtocolSpec
+from helpers import clipbench, write_tiny_hf_clip
+from test_errors import assert_clean_failure
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+# ------------------------------------------------------------------------------------------ square resize
+
+def photo() -> Image.Image:
+    """A real photograph (scikit-learn's china.jpg, 640 x 427): JPEG-decoded, not square."""
+    import sklearn.datasets
+
+    image = Image.open(Path(sklearn.datasets.__file__).parent / "images" / "china.jpg")
+    image.load()
+    return image
+
+
+def chinese_clip_image_transform(image_size: int):
+    """Written from OFA-Sys/Chinese-CLIP @ 31863c707501bf1605d36842f43deb78793dbc5d, cn_clip/clip/utils.py
+    image_transform(): Resize((image_size, image_size), BICUBIC), _convert_to_rgb, ToTensor, Normalize with
+    OpenAI's mean and std."""
+    from torchvision.transforms import Compose, InterpolationMode, Normalize, Resize, ToTensor
+
+    def _convert_to_rgb(image):
+        return image.convert("RGB")
+
+    return Compose([
+        Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC),
+        _convert_to_rgb,
+        ToTensor(),
+        Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+    ])
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    """An open_clip stand-in (32 px, OpenAI mean/std) and a transformers CLIP stand-in (the same)."""
+    root = tmp_path_factory.mktemp("square")
+    standins.open_clip_vit(root / "hub", "org/tiny")
+    [folder] = list((root / "hub").glob("models--org--tiny/snapshots/*"))
+    open_clip_encoder = models.load(models.resolve(f"local-dir:{folder}"), torch.device("cpu"), "fp32")
+    hf_encoder = models.load(models.resolve(f"hf:{write_tiny_hf_clip(root / 'hf')}"), torch.device("cpu"), "fp32")
+    return {"open_clip": open_clip_encoder, "transformers": hf_encoder}
+
+
+@pytest.mark.parametrize("backend", ["open_clip", "transformers"])
+def test_chinese_clip_square_is_upstreams_image_transform(encoders, backend):
+    encoder = encoders[backend]
+    assert encoder.input_geometry() == ((32, 32), OPENAI_MEAN, OPENAI_STD)
+    settings = resolve("chinese-clip").settings("imagenet1k", "zh")
+    assert (settings["preprocessing"], settings["interpolation"]) == ("square", "bicubic")
+    square = encoder.configured(interpolation=settings["interpolation"]).transform(center_crop=False)
+    upstream = chinese_clip_image_transform(32)
+    image = photo()
+    assert image.mode == "RGB" and image.size == (640, 427)
+    assert torch.equal(square(image), upstream(image))
+    # upstream resizes before converting to RGB: a palette image is resized as such (PIL: nearest), then converted
+    palette = image.convert("P")
+    assert torch.equal(square(palette), upstream(palette))
+    assert not torch.equal(square(palette), upstream(palette.convert("RGB")))
+
+
+def test_bicubic_whatever_the_models_own_interpolation(encoders, monkeypatch):
+    """A model whose own resize is bilinear: its squash differs from Chinese-CLIP's, the protocol's does not."""
+    encoder = encoders["open_clip"]
+    monkeypatch.setitem(encoder.model.visual.preprocess_cfg, "interpolation", "bilinear")
+    upstream = chinese_clip_image_transform(32)(photo())
+    own = encoder.transform(center_crop=False)(photo())
+    assert own.shape == upstream.shape and not torch.equal(own, upstream)
+    bicubic = encoder.configured(interpolation="bicubic")
+    assert torch.equal(bicubic.transform(center_crop=False)(photo()), upstream)
+    assert bicubic.model is encoder.model and encoder.interpolation == "model"  # the same weights, not reloaded
+    with pytest.raises(ClipbenchError, match="squashed images only"):
+        bicubic.transform(center_crop=True)
+
+
+def test_interpolation_is_recorded_where_set_and_needs_the_square():
+    assert "interpolation" not in resolve("clipbench").settings("imagenet1k", "zh")
+    assert "interpolation" not in resolve("capivara").settings("imagenet1k", "pt")
+    assert "interpolation bicubic" in resolve("chinese-clip").changes()
+    with pytest.raises(ValueError, match="interpolation: an interpolation other than 'model' applies to preprocessing"):
+        ProtocolSpec(name="x", description="x", interpolation="bicubic")
+    with pytest.raises(ValueError, match="tasks.shapes.interpolation"):
+        ProtocolSpec(name="x", description="x", preprocessing="square", interpolation="bicubic",
+                     tasks={"shapes": {"preprocessing": "model"}})
+    ProtocolSpec(name="x", description="x", tasks={"shapes": {"preprocessing": "square", "interpolation": "bicubic"}})
+
+
+def test_a_protocol_file_with_a_cropped_bicubic_is_refused(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\ndescription = "x"\ninterpolation = "bicubic"\n')
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--protocol", str(path), "-o", str(tmp_path / "o"))
+    assert_clean_failure(done, 1, str(path), "preprocessing = \"square\"", out=tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ precision
+
+def test_each_papers_precision():
+    """CAPIVARA: fp16 autocast for ImageNet and Babel-ImageNet, fp32 elsewhere; CLIP_benchmark (and AltCLIP, its
+    alias) fp16 autocast; ELEVATER and Chinese-CLIP fp32; clipbench records none (fp32)."""
+    capivara = resolve("capivara")
+    assert [capivara.settings(task, "pt")["precision"] for task in ("imagenet1k", "babel-imagenet", "food-101", "flickr30k")] \
+        == ["fp16", "fp16", "fp32", "fp32"]
+    assert resolve("clip-benchmark").settings("cifar-10", "en")["precision"] == "fp16"
+    assert resolve("altclip").settings("cifar-10", "en")["precision"] == "fp16"
+    assert resolve("elevater").settings("cifar-10", "en")["precision"] == "fp32"
+    assert resolve("chinese-clip").settings("imagenet1k", "zh")["precision"] == "fp32"
+    assert "precision" not in resolve("clipbench").settings("cifar-10", "en")
+    settings = capivara.settings("imagenet1k", "pt")
+    assert job_precision(settings, RunOptions()) == "fp16"
+    assert job_precision(settings, RunOptions(precision="bf16")) == "bf16"  # --precision wins
+    assert job_precision(resolve("clipbench").settings("shapes", "en"), RunOptions()) == "fp32"
+
+
+def test_a_papers_gpu_precision_is_refused_on_the_cpu_with_the_fix(tmp_path):
+    out = tmp_path / "out"
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--protocol", "altclip", "--device", "cpu",
+                     "-o", str(out))
+    assert_clean_failure(done, 2, "--protocol altclip", "task 'shapes' at fp16", "CUDA", "--precision fp32", out=tmp_path)
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--precision", "fp16", "--device", "cpu",
+                     "-o", str(out))
+    assert_clean_failure(done, 2, "--precision fp16 needs a CUDA device", out=tmp_path)
+
+
+def test_configured_shares_the_weights():
+    encoder = models.base.Encoder("e", None, torch.device("cpu"), "fp32", {})
+    assert encoder.configured("fp32", "model") is encoder and encoder.configured() is encoder
+    other = encoder.configured("bf16")
+    assert (other.precision, encoder.precision) == ("bf16", "fp32")
+    assert other.autocast().fast_dtype == torch.bfloat16
 
 
 # ------------------------------------------------------------------------------------------ caption translations

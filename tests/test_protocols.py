@@ -40,8 +40,8 @@ def test_bundled_protocols_load_and_name_real_tasks_and_prompts():
     assert resolve("clipbench").settings("shapes", "en") == {
         "template_averaging": "normalise-then-mean", "preprocessing": "task", "prompts": None, "tie_rule": "lower-index"}
     assert resolve("capivara").settings("imagenet1k", "pt") == {
-        "template_averaging": "mean-then-normalise", "preprocessing": "model", "prompts": "imagenet1k-capivara",
-        "tie_rule": "lower-index"}
+        "template_averaging": "mean-then-normalise", "preprocessing": "model", "precision": "fp16",
+        "prompts": "imagenet1k-capivara", "tie_rule": "lower-index"}
     assert resolve("capivara").settings("cifar-10", "pt")["template_averaging"] == "normalise-then-mean"
 
 
@@ -220,7 +220,8 @@ def test_list_protocols_shows_source_and_changes():
     done = clipbench("list", "protocols")
     assert done.returncode == 0, done.stderr
     capivara = next(line for line in done.stdout.splitlines() if line.startswith("| capivara "))
-    assert "hiaac-nlp/CAPIVARA@525dec2" in capivara and "mean-then-normalise" in capivara
+    assert "hiaac-nlp/CAPIVARA@375bc33" in capivara and "mean-then-normalise" in capivara
+    assert "imagenet1k: template_averaging mean-then-normalise, precision fp16" in capivara
     assert "imagenet1k-capivara" in capivara
 
 
@@ -244,11 +245,13 @@ def test_a_result_of_another_protocol_is_not_overwritten(tmp_path):
 
 def test_altclip_is_an_alias_of_clip_benchmark(tmp_path):
     assert resolve("altclip") == resolve("clip-benchmark")
-    results = run_shapes(tmp_path / "out", "--protocol", "altclip")
+    # its fp16 autocast needs a GPU: on this CPU the run says so unless --precision is given (test_protocol_settings)
+    results = run_shapes(tmp_path / "out", "--protocol", "altclip", "--precision", "fp32")
     assert results[0]["protocol"]["name"] == "clip-benchmark"
     assert results[0]["protocol"]["settings"]["preprocessing"] == "model"
+    assert (results[0]["protocol"]["settings"]["precision"], results[0]["run"]["precision"]) == ("fp16", "fp32")
     # the same command again replaces its own result: the alias records its target's name, and so compares
-    again = run_shapes(tmp_path / "out", "--protocol", "altclip")
+    again = run_shapes(tmp_path / "out", "--protocol", "altclip", "--precision", "fp32")
     assert again[0]["protocol"]["name"] == "clip-benchmark"
     path = tmp_path / "bad-alias.toml"
     path.write_text('name = "bad-alias"\ndescription = "x"\nalias_of = "clip-benchmark"\npreprocessing = "square"\n')
