@@ -102,16 +102,20 @@ def checkpoint_name(model: ModelSpec, options: RunOptions, checkpoint: str | Non
 
 
 def result_file(output: Path, group: str, checkpoint: str | None, task: str, task_file: str | None,
-                variant: str | None, language: str, limit: int | None, seed: int | None) -> Path:
-    """Where a result is written: a registered task is named by its name, any other also by its location."""
+                variant: str | None, language: str, limit: int | None, seed: int | None,
+                protocol: str = protocols.DEFAULT) -> Path:
+    """Where a result is written: a registered task is named by its name, any other also by its location; a
+    protocol other than the default by its name (the one results record: an alias's target)."""
     location = None if task_files.is_registered(task, task_file) else task_file
-    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed)
+    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed,
+                                      None if protocol == protocols.DEFAULT else protocol)
 
 
 def result_path(output: Path, result: Result) -> Path:
     """Where `result` (read back from disk) was written."""
     return result_file(output, result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
-                       result.variant, result.language, result.limit.n if result.limit else None, result.seed)
+                       result.variant, result.language, result.limit.n if result.limit else None, result.seed,
+                       result.protocol_name)
 
 
 def job_precision(settings: dict, options: RunOptions) -> str:
@@ -180,7 +184,7 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
         for task, lang in jobs:
             variant = kinds.variant_of(task, loaded[(task.name, lang, task.source_file)])
             path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
-                               options.limit, seed)
+                               options.limit, seed, protocol.name)
             job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
             if path in planned:
                 raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "

@@ -64,6 +64,7 @@ def test_capivara_imagenet_pt_ranks_as_capivaras_script(tmp_path):
                      "--output", str(out), env=env)
     assert done.returncode == 0, done.stderr
     [result_file] = out.rglob("*.json")
+    assert result_file.name == "imagenet1k.pt.protocol-capivara.json"
     result = json.loads(result_file.read_text(encoding="utf-8"))
     assert result["protocol"]["name"] == "capivara"
     assert result["protocol"]["settings"]["template_averaging"] == "mean-then-normalise"

@@ -1,5 +1,5 @@
-"""The protocol-level settings of issue 10: Chinese-CLIP's bicubic square resize, each paper's precision, and
-which caption translation CAPIVARA's webdatasets give per language."""
+"""The protocol-level settings of issue 10: Chinese-CLIP's bicubic square resize, each paper's precision, which
+caption translation CAPIVARA's webdatasets give per language, and result file names that carry the protocol."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ import standins
 from benchmark import models
 from benchmark.errors import ClipbenchError
 from benchmark.protocols import resolve
-from benchmark.run import RunOptions, job_precision
+from benchmark.result_names import result_name
+from benchmark.results import Result
+from benchmark.run import RunOptions, job_precision, result_file, result_path
 from benchmark.specs import ProtocolSpec
-from helpers import clipbench, write_tiny_hf_clip
+from helpers import clipbench, read_results, write_tiny_hf_clip
 from test_errors import assert_clean_failure
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -150,6 +152,90 @@ def test_configured_shares_the_weights():
     other = encoder.configured("bf16")
     assert (other.precision, encoder.precision) == ("bf16", "fp32")
     assert other.autocast().fast_dtype == torch.bfloat16
+
+
+# ------------------------------------------------------------------------------------------ one folder, several protocols
+
+MIXED = '''name = "mixed"
+description = "shapes in bf16, the rest in fp32"
+precision = "fp32"
+[tasks.shapes]
+precision = "bf16"
+'''
+
+
+def run(out: Path, *extra: str) -> None:
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--limit", "40", "-j", "0", "--language", "en",
+                     "--save-predictions", "-o", str(out), *extra)
+    assert done.returncode == 0, done.stderr
+
+
+def scores(path: Path) -> list:
+    return [line["top5_scores"] for line in map(json.loads, path.with_suffix(".predictions.jsonl").read_text().splitlines())]
+
+
+def test_one_folder_holds_a_measurement_under_several_protocols(tmp_path):
+    mixed = tmp_path / "mixed.toml"
+    mixed.write_text(MIXED)
+    out = tmp_path / "out"
+    run(out)
+    default_file = out / "tiny-shapes" / "shapes.en.limit40.seed0.json"
+    before = default_file.read_bytes()
+    run(out, "--task", "shapes-captions", "--protocol", str(mixed))
+    names = sorted(p.name for p in (out / "tiny-shapes").glob("*.json"))
+    assert names == ["shapes-captions.en.limit40.seed0.protocol-mixed.json", "shapes.en.limit40.seed0.json",
+                     "shapes.en.limit40.seed0.protocol-mixed.json"]
+    assert default_file.read_bytes() == before
+    for path in (out / "tiny-shapes").glob("*.json"):
+        assert result_path(out, Result.from_disk(path)) == path  # the name is computed back from the record
+
+    # the protocol's per-task precision: shapes ran at bf16, shapes-captions at fp32, and each result says so
+    found = {(r["task"], r["protocol"]["name"]): r for r in read_results(out)}
+    assert found[("shapes", "mixed")]["run"]["precision"] == "bf16"
+    assert found[("shapes", "mixed")]["protocol"]["settings"]["precision"] == "bf16"
+    assert found[("shapes-captions", "mixed")]["run"]["precision"] == "fp32"
+    assert found[("shapes", "clipbench")]["run"]["precision"] == "fp32"
+    assert "precision" not in found[("shapes", "clipbench")]["protocol"]["settings"]
+    # ... and really ran so: the same scores as --precision bf16 under the default protocol, not the fp32 ones
+    ours = scores(out / "tiny-shapes" / "shapes.en.limit40.seed0.protocol-mixed.json")
+    run(tmp_path / "bf16", "--precision", "bf16")
+    assert ours == scores(tmp_path / "bf16" / "tiny-shapes" / "shapes.en.limit40.seed0.json")
+    assert ours != scores(default_file)
+
+    # a rerun replaces its own files only
+    run(out, "--task", "shapes-captions", "--protocol", str(mixed))
+    assert sorted(p.name for p in (out / "tiny-shapes").glob("*.json")) == names
+    assert default_file.read_bytes() == before
+
+    # a table over the folder does not put two protocols in one cell: it refuses, in one line
+    done = clipbench("table", str(out))
+    assert_clean_failure(done, 1, "group 'tiny-shapes' on shapes [en]", "protocol differ", "clipbench", "mixed")
+
+
+def test_names_of_the_default_protocol_stay_and_others_carry_theirs():
+    assert result_name("g", None, "shapes", None, None, "en", None, 0) == Path("g/shapes.en.seed0.json")
+    assert result_name("g", "c", "shapes", None, None, "pt", 40, 0, "capivara") == \
+        Path("g/c/shapes.pt.limit40.seed0.protocol-capivara.json")
+    shapes = "shapes"
+    assert result_file(Path("o"), "g", None, shapes, None, None, "en", None, None, "clipbench") == Path("o/g/shapes.en.json")
+    assert result_file(Path("o"), "g", None, shapes, None, None, "en", None, None, "chinese-clip") == \
+        Path("o/g/shapes.en.protocol-chinese-clip.json")
+
+
+def test_a_file_named_for_a_protocol_that_holds_another_is_kept(tmp_path):
+    """A result moved by hand under another protocol's name is not replaced by a run of that protocol."""
+    mixed = tmp_path / "mixed.toml"
+    mixed.write_text(MIXED)
+    out = tmp_path / "out"
+    run(out)
+    default_file = out / "tiny-shapes" / "shapes.en.limit40.seed0.json"
+    moved = default_file.with_name("shapes.en.limit40.seed0.protocol-mixed.json")
+    default_file.rename(moved)
+    before = moved.read_bytes()
+    done = clipbench("run", "--model", "tiny-shapes", "--task", "shapes", "--limit", "40", "-j", "0", "--language", "en",
+                     "-o", str(out), "--protocol", str(mixed))
+    assert_clean_failure(done, 2, str(moved), "under protocol 'clipbench'", "'mixed'")
+    assert moved.read_bytes() == before
 
 
 # ------------------------------------------------------------------------------------------ caption translations
