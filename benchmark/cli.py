@@ -36,7 +36,7 @@ def run(
     output: Path = typer.Option(Path("results/runs"), "--output", "-o", help="Folder for the result JSON files."),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (autocast; similarities stay float32)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 or fp16 (autocast; similarities stay float32). Default: the protocol's (clipbench's: fp32)."),
     num_workers: int = typer.Option(min(4, os.cpu_count() or 1), "--num-workers", "-j", help="DataLoader workers decoding images."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow transformers models that ship their own code."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="CLIPBENCH_DATA_ROOT", help="Folder holding datasets in their publishers' layouts."),

@@ -56,10 +56,11 @@ def shard(jobs: list, chosen: tuple[int, int] | None) -> list:
 # ------------------------------------------------------------------------------------------- skip existing
 
 def planned(*, group: str, checkpoint_name: str | None, task, language: str, variant: str | None, data, facts: dict,
-            model, options, recorded_seed: int | None, protocol_name: str, settings: dict, software: dict) -> dict:
+            model, options, recorded_seed: int | None, protocol_name: str, settings: dict, software: dict,
+            precision: str) -> dict:
     """What the result of this job will record that is known before the model loads, by dotted field path
-    (`model`: the spec that will be loaded; `options`: the run's options; `software`: clipbench_version,
-    git_commit, versions)."""
+    (`model`: the spec that will be loaded; `options`: the run's options; `precision`: the one the job runs at,
+    --precision or its protocol's; `software`: clipbench_version, git_commit, versions)."""
     prompts = facts.get("prompts")
     expected = {
         "task": task.name, "kind": task.kind, "language": language, "split": task.split, "variant": variant,
@@ -72,7 +73,7 @@ def planned(*, group: str, checkpoint_name: str | None, task, language: str, var
         "dataset.n_images": len(data.images), "dataset.task_file": task.source_file,
         "prompts": None if prompts is None else {"sha256": prompts.sha256, "n_templates": len(prompts.templates)},
         "protocol.name": protocol_name, "protocol.settings": settings,
-        "run.precision": options.precision,
+        "run.precision": precision,
         **{f"run.{name}": value for name, value in software.items()},
     }
     if model.revision:

@@ -33,7 +33,7 @@ class RunOptions:
     output: Path = Path("results/runs")
     batch_size: int = 64
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str | None = None  # None: the protocol's for each task (clipbench's: fp32)
     num_workers: int = 2
     trust_remote_code: bool = False
     group: str | None = None  # results of several --model runs named as one group aggregate to mean ± std
@@ -107,16 +107,44 @@ def checkpoint_name(model: ModelSpec, options: RunOptions, checkpoint: str | Non
 
 
 def result_file(output: Path, group: str, checkpoint: str | None, task: str, task_file: str | None,
-                variant: str | None, language: str, limit: int | None, seed: int | None) -> Path:
-    """Where a result is written: a registered task is named by its name, any other also by its location."""
+                variant: str | None, language: str, limit: int | None, seed: int | None,
+                protocol: str = protocols.DEFAULT) -> Path:
+    """Where a result is written: a registered task is named by its name, any other also by its location; a
+    protocol other than the default by its name (the one results record: an alias's target)."""
     location = None if task_files.is_registered(task, task_file) else task_file
-    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed)
+    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed,
+                                      None if protocol == protocols.DEFAULT else protocol)
 
 
 def result_path(output: Path, result: Result) -> Path:
     """Where `result` (read back from disk) was written."""
     return result_file(output, result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
-                       result.variant, result.language, result.limit.n if result.limit else None, result.seed)
+                       result.variant, result.language, result.limit.n if result.limit else None, result.seed,
+                       result.protocol_name)
+
+
+def job_precision(settings: dict, options: RunOptions) -> str:
+    """The precision one job runs at: --precision, else its protocol's for the task, else fp32."""
+    return options.precision or settings.get("precision") or "fp32"
+
+
+def check_precisions(jobs: list[tuple[TaskSpec, str]], protocol: ProtocolSpec, options: RunOptions, device) -> None:
+    """Every job's precision works on `device`, before anything loads. A protocol's precision the device lacks
+    (a paper's fp16 autocast on a CPU) is refused, not swapped for another: the fix names the flag."""
+    if options.precision is not None:
+        check_precision(options.precision, device)
+        return
+    for task, lang in jobs:
+        wanted = job_precision(protocol.settings(task.name, lang), options)
+        try:
+            check_precision(wanted, device)
+        except ClipbenchError:
+            raise ClipbenchError(
+                f"--protocol {options.protocol} runs task '{task.name}' at {wanted} autocast, as its paper's "
+                f"evaluation did, which needs a CUDA device, and this run is on {device.type}; pass --precision fp32 "
+                "(or bf16) to run it here anyway: the result records the precision it ran at (run.precision) beside "
+                "the protocol's",
+                exit_code=2) from None
 
 
 def predictions_file(result: Path) -> Path:
@@ -181,7 +209,7 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[str | None, ModelSpec, TaskS
         data = loaded[(task.name, lang, task.source_file)]
         variant = kinds.variant_of(task, data)
         path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
-                           options.limit, seed)
+                           options.limit, seed, protocol.name)
         job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
         if path in planned:
             raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "
@@ -201,6 +229,7 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[str | None, ModelSpec, TaskS
         expected = job_files.planned(
             group=group, checkpoint_name=name, task=task, language=lang, variant=variant, data=data,
             facts=kinds.facts(task, data, lang, settings), model=loads, options=options, recorded_seed=seed,
+            precision=job_precision(settings, options),
             protocol_name=protocol.name, settings=settings, software=software)
         if job_files.difference(found, path, expected) is None:
             done[key] = found
@@ -302,7 +331,7 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
         everything = [(checkpoint, variant, kinds.under_protocol(task, protocol.settings(task.name, lang)), lang)
                       for checkpoint, variant, task, lang in everything]
         jobs = job_files.shard(everything, chosen)
-        check_precision(options.precision, ctx.device)
+        check_precisions([(task, lang) for _, _, task, lang in jobs], protocol, options, ctx.device)
     if chosen and not jobs:
         echo(f"--shard {chosen[0]}/{chosen[1]}: no job in this part (the run has {len(everything)}); nothing to do")
         return []
@@ -325,14 +354,18 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
         if not todo:
             continue  # every job of this checkpoint is done (or in another shard): the model is not loaded
         with ctx.together():
-            encoder = models.load(variant, ctx.device, options.precision, options.trust_remote_code)  # once per checkpoint
-        cache = ImageEmbeddingCache()  # images embedded once per checkpoint, shared by tasks and languages
+            # once per checkpoint; images embedded once per checkpoint and precision, shared by tasks and languages
+            loaded_encoder = models.load(variant, ctx.device, options.precision or "fp32", options.trust_remote_code)
+        caches: dict[str, ImageEmbeddingCache] = {}
         for task, lang in todo:
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
             data = loaded[(task.name, lang, task.source_file)]
+            settings = protocol.settings(task.name, lang)
+            # the protocol's precision and resize for this task (the interpolation is part of the cache key)
+            encoder = loaded_encoder.configured(job_precision(settings, options), settings.get("interpolation"))
+            cache = caches.setdefault(encoder.precision, ImageEmbeddingCache())
             with ctx.together():
-                outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers,
-                                   protocol.settings(task.name, lang))
+                outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers, settings)
             key = (checkpoint, task.name, lang, task.source_file)
             with ctx.together():  # rank 0 writes; a failed write stops every rank
                 if ctx.is_main:
