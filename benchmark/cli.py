@@ -47,13 +47,17 @@ def run(
     text_field: Optional[str] = typer.Option(None, "--text-field", help="Pair-scoring tasks (news-thumbnails): title or summary."),
     protocol: str = typer.Option("clipbench", "--protocol", help="A paper's evaluation choices (template averaging, preprocessing, prompts); see 'clipbench list protocols'."),
     save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write each query's top predictions beside each result, as <result>.predictions.jsonl."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache on disk."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="CLIPBENCH_CACHE", help="The embedding cache folder (default ~/.cache/clipbench)."),
+    cache_chunk_size: int = typer.Option(2048, "--cache-chunk-size", help="Images per chunk of the embedding cache: a run killed part-way resumes from its last chunk."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
     from .report.table import run_table
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
-                         data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions)
+                         data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions,
+                         cache=not no_cache, cache_dir=cache_dir, cache_chunk_size=cache_chunk_size)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))
 
@@ -107,6 +111,37 @@ def data_download(
     root = _data_root(data_root)
     for spec in resolve(task):
         typer.echo(f"{spec.name}: {download(spec, root)}")
+
+
+cache_app = typer.Typer(help="The embedding cache on disk ($CLIPBENCH_CACHE, default ~/.cache/clipbench).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+CACHE_DIR = typer.Option(None, "--cache-dir", envvar="CLIPBENCH_CACHE", help="The cache folder (default ~/.cache/clipbench).")
+
+
+def _cache_root(cache_dir: Optional[Path]) -> Path:
+    from .cache import default_root
+
+    return (cache_dir or default_root()).expanduser()
+
+
+@cache_app.command("list")
+def cache_list(cache_dir: Optional[Path] = CACHE_DIR,
+               verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show each entry's whole key.")):
+    """Show the entries (least recently used first) with their kind, state, size, last use and what they embed."""
+    from .cache_entries import render
+
+    typer.echo(render(_cache_root(cache_dir), verbose))
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: Optional[Path] = CACHE_DIR,
+                older_than: Optional[str] = typer.Option(None, "--older-than", help="Only entries not used for this long: 90s, 30m, 12h, 7d, 2w.")):
+    """Remove the cache's entries (all, or those not used for --older-than)."""
+    from .cache_entries import clear, human_size
+
+    root = _cache_root(cache_dir)
+    removed, freed = clear(root, older_than)
+    typer.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'} ({human_size(freed)}) from {root}")
 
 
 baseline_app = typer.Typer(help="Baselines for regression checks.", no_args_is_help=True)

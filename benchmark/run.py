@@ -13,7 +13,8 @@ from pathlib import Path
 from . import __version__, kinds, models, protocols, tasks as task_files
 from .download import load_or_fetch
 from .data.subset import subset
-from .embed import ImageEmbeddingCache
+from .cache import DEFAULT_CHUNK, DiskCache
+from .embed import EmbeddingCache
 from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
 from .models.base import check_precision, pick_device
@@ -42,6 +43,9 @@ class RunOptions:
     data_root: Path = DEFAULT_DATA_ROOT  # task files' relative dataset paths are read under it
     protocol: str = protocols.DEFAULT  # a paper's evaluation choices (protocols/<name>.toml)
     save_predictions: bool = False  # also write <result>.predictions.jsonl, one line per query
+    cache: bool = True  # keep embeddings on disk between runs (benchmark.cache); False: --no-cache
+    cache_dir: Path | None = None  # None: $CLIPBENCH_CACHE, else ~/.cache/clipbench
+    cache_chunk_size: int = DEFAULT_CHUNK  # images per resumable chunk
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -191,7 +195,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
                 protocol: ProtocolSpec | None = None, path: Path | None = None) -> Result:
     """`path`: where the result goes when its prediction lines are saved beside it (--save-predictions)."""
     protocol = protocol or protocols.resolve(options.protocol)
-    fresh = not outcome.images_cached and outcome.image_seconds > 0
+    embedded = outcome.n_images if outcome.images_embedded is None and not outcome.images_cached else outcome.images_embedded
     seed = recorded_seed(options)
     return Result(
         schema_version=SCHEMA_VERSION, task=task.name, kind=task.kind, language=language, split=task.split,
@@ -212,8 +216,9 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             precision=encoder.precision, batch_size=options.batch_size, num_workers=options.num_workers,
             versions=versions(), started_at=started.isoformat(timespec="seconds"), wall_seconds=round(wall, 4),
             image_seconds=round(outcome.image_seconds, 4),
-            images_per_second=round(outcome.n_images / outcome.image_seconds, 2) if fresh else None,
-            image_embeddings_reused=outcome.images_cached,
+            images_per_second=round(embedded / outcome.image_seconds, 2) if embedded and outcome.image_seconds > 0 else None,
+            image_embeddings_reused=outcome.images_cached, image_embeddings_from_disk=outcome.images_from_disk,
+            text_embeddings_from_disk=outcome.texts_from_disk, images_embedded=embedded,
             **({"predictions": predictions_file(Path(path)).name} if path else {})),
     )
 
@@ -228,6 +233,8 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         raise ClipbenchError("--bootstrap needs at least 10 draws (1000 is usual), or 0 for none", exit_code=2)
     if options.limit is not None and options.limit < 1:
         raise ClipbenchError("--limit must be at least 1", exit_code=2)
+    if options.cache_chunk_size < 1:
+        raise ClipbenchError("--cache-chunk-size must be at least 1", exit_code=2)
     if options.seed is not None and options.seed < 0:
         raise ClipbenchError(f"--seed must be 0 or more, not {options.seed}", exit_code=2)
     if not task_names:
@@ -250,10 +257,13 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         kinds.check(task, data, lang, protocol.settings(task.name, lang))
     paths = plan_outputs(spec, jobs, loaded, options, protocol)
 
+    disk = DiskCache.open(options.cache_dir, warn=echo) if options.cache else None  # not writable: a warning, then None
+
     results = []
     for checkpoint, variant in spec.variants():
         encoder = models.load(variant, device, options.precision, options.trust_remote_code)  # once per checkpoint
-        cache = ImageEmbeddingCache()  # images embedded once per checkpoint, shared by tasks and languages
+        # images embedded once per checkpoint, shared by tasks and languages, and kept on disk between runs
+        cache = EmbeddingCache(disk, options.cache_chunk_size)
         for task, lang in jobs:
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
             data = loaded[(task.name, lang, task.source_file)]

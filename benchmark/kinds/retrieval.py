@@ -36,10 +36,9 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
           settings: dict) -> tuple[dict, Outcome]:
     import torch
 
-    from ..embed import embed_texts
-
-    texts = embed_texts(encoder, data.texts, batch_size)
-    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
+    embedded_texts = cache.texts(encoder, data.texts, batch_size)
+    embedded_images = cache.images(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
+    images, texts = embedded_images.embeddings, embedded_texts.embeddings
     if data.positives is not None:  # many-to-many captions (Chinese-CLIP's protocol)
         t2i, i2t = metrics.retrieval_ranks_multi(images, texts, torch.as_tensor(data.positives))
     else:
@@ -47,7 +46,8 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
     # the embeddings stay for the prediction lines; the image queries are the images some caption names
     queried = torch.unique(torch.as_tensor(data.positives).view(-1, 2)[:, 1]) if data.positives is not None else None
     scores = {"t2i": t2i, "i2t": i2t, "images": images, "texts": texts, "image_queries": queried}
-    return scores, Outcome(len(data.images), len(data.texts), seconds, cached)
+    return scores, Outcome(len(data.images), len(data.texts), embedded_images.seconds,
+                           embedded_images.reused).embedded_with(embedded_images, embedded_texts)
 
 
 def predictions(scores: dict, k: int = max(KS)):

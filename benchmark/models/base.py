@@ -62,6 +62,11 @@ class Encoder:
             return self.preprocess
         raise ClipbenchError(f"{self.name}: this backend cannot turn off centre-cropping")
 
+    def describe_transform(self, center_crop: bool = True) -> str:
+        """What `transform(center_crop)` does, in words that hold from one run to the next (the disk cache's
+        key): torchvision's description of its steps and their settings."""
+        return repr(self.transform(center_crop))
+
 
 def transform_id(transform: Callable) -> str:
     """Identifies a preprocessing, for caching image embeddings."""

@@ -41,6 +41,12 @@ class HFEncoder(Encoder):
         crop = self.processor.image_processor.crop_size
         return functools.partial(self._preprocess, do_center_crop=False, size={"height": crop["height"], "width": crop["width"]})
 
+    def describe_transform(self, center_crop: bool = True) -> str:
+        if self.preprocess != self._preprocess:  # replaced: describe what is there now
+            return super().describe_transform(center_crop)
+        processor = self.processor.image_processor
+        return f"{type(processor).__name__} {processor.to_json_string()} center_crop={center_crop}"
+
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _pooled(self.model.get_image_features(pixel_values=pixels))
 
