@@ -169,6 +169,7 @@ def write_file(path: Path, tensor: torch.Tensor, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600; a cache shared by a group follows the umask
         os.close(handle)
         save_file({TENSOR: tensor}, tmp, metadata=meta)
         with open(tmp, "rb") as written:
@@ -178,6 +179,12 @@ def write_file(path: Path, tensor: torch.Tensor, meta: dict) -> None:
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it: set it back at once
+    os.umask(mask)
+    return mask
 
 
 def read_meta(path: Path) -> dict:

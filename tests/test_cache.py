@@ -109,6 +109,16 @@ def test_miss_then_hit(tmp_path):
     assert cache.fill(key(batch_size=2), 10, compute, chunk_size=4).computed == 10  # another key: a miss
 
 
+def test_cache_files_follow_the_umask(tmp_path):
+    mask = os.umask(0o027)
+    try:
+        cache = store(tmp_path)
+        cache.fill(key(), 10, Counting(), chunk_size=100)
+    finally:
+        os.umask(mask)
+    assert cache.entry_path(key()).stat().st_mode & 0o777 == 0o640
+
+
 def test_a_small_entry_is_written_whole_without_chunks(tmp_path, monkeypatch):
     cache, written = store(tmp_path), []
     import benchmark.cache
