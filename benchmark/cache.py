@@ -169,10 +169,10 @@ def write_file(path: Path, tensor: torch.Tensor, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600; a cache shared by a group follows the umask
         os.close(handle)
         save_file({TENSOR: tensor}, tmp, metadata=meta)
         with open(tmp, "rb") as written:
+            os.fchmod(written.fileno(), 0o666 & ~_umask())  # mkstemp and safetensors make 0600; a shared cache needs more
             os.fsync(written.fileno())
         os.replace(tmp, path)
         tmp = None
