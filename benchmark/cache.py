@@ -1,18 +1,10 @@
 """The embedding cache on disk: image embeddings of a dataset, and text embeddings (the zero-shot classifier, the
 captions), kept between runs in safetensors files under $CLIPBENCH_CACHE (default ~/.cache/clipbench).
 
-An entry is keyed by everything that changes its numbers (see `image_key`, `text_key`): the weights (checkpoint
-sha256, else hub id + resolved commit; the small files beside a model folder's weights: config, tokenizer), the
-preprocessing, the dataset fingerprint and size (or the texts' sha256 and the averaging rule), the precision, the
-device type (and the GPU's name), the batch size, and the versions of the libraries that compute them.
-
-The batch size is in the key because it changes fp32 CPU embeddings bit for bit. Measured on the bundled
-tiny-shapes model, the 400 `shapes` images (fp32, CPU, 2 threads): batches of 32, 100 or 400 give exactly
-the rows of batches of 64, but a batch of one image takes another kernel path: batch size 1 differs in all 400
-rows (up to 1.5e-7), batch size 7 in the one row of its last, single-image batch; texts likewise at batch size 1.
-One thread or two gave identical rows. For the same reason chunks are aligned to the batch size (EmbeddingCache
-rounds the chunk size up to a multiple of it): a chunked run makes exactly the batches of an unchunked one, so
-its rows are bit-identical to it.
+An entry is keyed by everything that changes its numbers (benchmark.cache_keys, which also has the measurement
+that puts the batch size in the key). Chunks are aligned to the batch size (EmbeddingCache rounds the chunk size
+up to a multiple of it): a chunked run makes exactly the batches of an unchunked one, so its rows are
+bit-identical to it.
 
 Layout, under <root>/embeddings-v1/:
     <digest>.safetensors                             a whole entry: the only thing that counts as a hit
@@ -30,9 +22,7 @@ read back whole (truncated, flipped bytes, another key) is reported in one line,
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -40,16 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from .cache_keys import FORMAT, canonical, digest_of
+
 if TYPE_CHECKING:
     import torch
 
-FORMAT = "clipbench-embeddings-1"
 SUBDIR = "embeddings-v1"
 DEFAULT_ROOT = Path("~/.cache/clipbench")
 DEFAULT_CHUNK = 2048  # images per resumable chunk
 TENSOR = "embeddings"
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz", ".npy", ".msgpack", ".h5", ".onnx")
-_versions: dict | None = None
 
 
 def default_root() -> Path:
@@ -58,94 +47,6 @@ def default_root() -> Path:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------------------------- keys
-
-def library_versions() -> dict:
-    global _versions
-    if _versions is None:
-        import importlib.metadata as md
-
-        _versions = {}
-        for package in ("torch", "torchvision", "open_clip_torch", "transformers", "pillow", "tokenizers"):
-            try:
-                _versions[package] = md.version(package)
-            except md.PackageNotFoundError:
-                _versions[package] = None
-    return _versions
-
-
-def _side_files(folder: Path) -> str:
-    """sha256 over the small files beside a model folder's weights (configs, tokenizer, preprocessor)."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith(".") and path.suffix not in WEIGHT_SUFFIXES \
-                and path.stat().st_size < 64 << 20:
-            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def model_identity(info: dict) -> dict | None:
-    """What identifies the weights an encoder runs, from its provenance (`Encoder.info`): the checkpoint's sha256
-    (the encoders hash it when they load it), else the hub id and resolved commit; None when neither is known."""
-    sha, revision = info.get("checkpoint_sha256"), info.get("revision")
-    model_id = str(info.get("id") or "")
-    folder_id = model_id.removeprefix("local-dir:")
-    local = model_id.startswith("local-dir:") or os.path.isdir(os.path.expanduser(folder_id))
-    if not sha and (local or not revision):
-        return None
-    pretrained = info.get("pretrained")
-    identity = {"backend": info.get("backend"), "class": info.get("class"),
-                "id": "<local folder>" if local and sha else model_id,
-                "pretrained": None if pretrained and os.path.isfile(str(pretrained)) else pretrained,
-                "revision": revision, "checkpoint_sha256": sha}
-    checkpoint = info.get("checkpoint")
-    if checkpoint and (local or model_id.startswith("hf-hub:") or info.get("backend") == "transformers"):
-        try:
-            identity["side_files"] = _side_files(Path(checkpoint).parent)
-        except OSError:
-            return None
-    return identity
-
-
-def preprocessing_identity(description: str) -> str | None:
-    """A preprocessing's description, unless it names an object by its memory address (a lambda, a bound
-    method): such a description says nothing that holds in the next run."""
-    return None if re.search(r" at 0x[0-9a-fA-F]+", description) else description
-
-
-def _device(device: torch.device) -> str:
-    if device.type == "cuda":
-        import torch
-
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
-
-
-def image_key(model: dict, preprocessing: str, fingerprint: str, n_images: int, precision: str,
-              device: torch.device, batch_size: int) -> dict:
-    return {"kind": "images", "format": FORMAT, "model": model, "preprocessing": preprocessing,
-            "dataset": {"fingerprint": fingerprint, "n_images": n_images}, "precision": precision,
-            "device": _device(device), "batch_size": batch_size, "versions": library_versions()}
-
-
-def text_key(kind: str, model: dict, texts: list[str], precision: str, device: torch.device, batch_size: int,
-             **rule) -> dict:
-    """`kind`: "texts" (one row per text) or "classifier" (one row per class; `rule` holds the averaging and
-    the class and template counts)."""
-    texts_sha = hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode("utf-8")).hexdigest()
-    return {"kind": kind, "format": FORMAT, "model": model, "texts": {"sha256": texts_sha, "n": len(texts)},
-            **rule, "precision": precision, "device": _device(device), "batch_size": batch_size,
-            "versions": library_versions()}
-
-
-def canonical(key: dict) -> str:
-    return json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def digest_of(key: dict) -> str:
-    return hashlib.sha256(canonical(key).encode("utf-8")).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- files

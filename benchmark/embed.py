@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .cache import DEFAULT_CHUNK, DiskCache, image_key, model_identity, preprocessing_identity, text_key
+from .cache import DEFAULT_CHUNK, DiskCache
+from .cache_keys import image_key, model_identity, preprocessing_identity, text_key
 from .errors import ClipbenchError
 from .models.base import Encoder, transform_id
 from .prompts import Prompts

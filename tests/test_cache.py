@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.cache import (DiskCache, canonical, digest_of, image_key, model_identity, preprocessing_identity, read_file,
-                             read_meta, text_key)
+from benchmark.cache import DiskCache, read_file, read_meta
+from benchmark.cache_keys import canonical, digest_of, image_key, model_identity, preprocessing_identity, text_key
 from benchmark.embed import EmbeddingCache, embed_images
 from benchmark.prompts import Prompts
 
@@ -215,7 +215,8 @@ def test_a_failed_write_is_one_warning_and_the_run_goes_on(tmp_path, monkeypatch
 FILLER = """
 import sys, time, torch
 from pathlib import Path
-from benchmark.cache import DiskCache, image_key
+from benchmark.cache import DiskCache
+from benchmark.cache_keys import image_key
 
 folder, me = Path(sys.argv[1]), sys.argv[2]
 key = image_key({"id": "x", "checkpoint_sha256": "ab"}, "p", "f", 12, "fp32", torch.device("cpu"), 2)

@@ -59,7 +59,8 @@ def test_run_on_a_webdataset_directory(model_dir, tmp_path):
 
 
 def test_the_disk_cache_keys_a_transformers_model_by_its_processor_not_by_an_address(model_dir, tmp_path):
-    from benchmark.cache import DiskCache, preprocessing_identity
+    from benchmark.cache import DiskCache
+    from benchmark.cache_keys import preprocessing_identity
     from benchmark.data.base import InMemoryImages
     from benchmark.embed import EmbeddingCache
 
