@@ -5,7 +5,8 @@
   change the numbers without changing the weights. Weights known by neither are not cached (None).
 - the preprocessing: its full description (torchvision's, or a transformers processor's settings), crop or squash;
   a description that names an object by its memory address (a lambda) holds for one run only: not cached.
-- the dataset's fingerprint and size; for texts, the sha256 of the exact texts (and for a classifier the
+- the dataset's fingerprint and size (the data modules' fingerprint: for image files their paths and sizes, not
+  their bytes, so an image rewritten in place with the same size is not noticed); for texts, the sha256 of the exact texts (and for a classifier the
   template-averaging rule and the class and template counts).
 - the precision, the device type (and the GPU's name), the versions of torch, torchvision, open_clip, transformers,
   Pillow and tokenizers, and the batch size.
