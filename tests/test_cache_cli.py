@@ -16,6 +16,7 @@ import pytest
 
 from benchmark.results import Result
 from helpers import clipbench
+from test_errors import assert_clean_failure
 
 ROOT = Path(__file__).resolve().parents[1]
 # 400 images in chunks of 64 (whole batches of 16): seven chunks
@@ -197,3 +198,8 @@ def test_cache_list_and_clear(tmp_path, filled):
     assert "Traceback" not in bad.stderr
     shutil.rmtree(cache)
     assert "is empty" in clipbench("cache", "list", env=env_for(cache)).stdout
+
+
+def test_a_chunk_size_below_one_is_refused_before_the_model_loads(tmp_path):
+    done = clipbench(*SHAPES, "--cache-chunk-size", "0", "--output", str(tmp_path / "out"), env=env_for(tmp_path / "cache"))
+    assert_clean_failure(done, 2, "--cache-chunk-size must be at least 1", out=tmp_path)
