@@ -50,6 +50,9 @@ def run(
     save_queries: bool = typer.Option(False, "--save-queries", help="Also write each query's outcomes beside each result, as <result>.queries.npz (for compare --paired, table --significance)."),
     shard: Optional[str] = typer.Option(None, "--shard", metavar="I/N", help="Run only part I of N of the (checkpoint, task, language) jobs, 1-based (1/N ... N/N): every N-th job from the I-th. N runs (a Slurm array, N CI jobs) into one --output split the work; 'clipbench table' merges their results."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute jobs whose result file is already there with the same provenance (by default they are skipped)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache on disk."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="CLIPBENCH_CACHE", help="The embedding cache folder (default ~/.cache/clipbench)."),
+    cache_chunk_size: int = typer.Option(2048, "--cache-chunk-size", help="Images per chunk of the embedding cache: a run killed part-way resumes from its last chunk."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table.
 
@@ -61,7 +64,8 @@ def run(
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
                          data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions,
-                         save_queries=save_queries, shard=shard, overwrite=overwrite)
+                         save_queries=save_queries, shard=shard, overwrite=overwrite,
+                         cache=not no_cache, cache_dir=cache_dir, cache_chunk_size=cache_chunk_size)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     if results:  # none: other ranks of a data-parallel run, or a --shard part without jobs
         typer.echo(run_table(results))
@@ -116,6 +120,37 @@ def data_download(
     root = _data_root(data_root)
     for spec in resolve(task):
         typer.echo(f"{spec.name}: {download(spec, root)}")
+
+
+cache_app = typer.Typer(help="The embedding cache on disk ($CLIPBENCH_CACHE, default ~/.cache/clipbench).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+CACHE_DIR = typer.Option(None, "--cache-dir", envvar="CLIPBENCH_CACHE", help="The cache folder (default ~/.cache/clipbench).")
+
+
+def _cache_root(cache_dir: Optional[Path]) -> Path:
+    from .cache import default_root
+
+    return (cache_dir or default_root()).expanduser()
+
+
+@cache_app.command("list")
+def cache_list(cache_dir: Optional[Path] = CACHE_DIR,
+               verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show each entry's whole key.")):
+    """Show the entries (least recently used first) with their kind, state, size, last use and what they embed."""
+    from .cache_entries import render
+
+    typer.echo(render(_cache_root(cache_dir), verbose))
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: Optional[Path] = CACHE_DIR,
+                older_than: Optional[str] = typer.Option(None, "--older-than", help="Only entries not used for this long: 90s, 30m, 12h, 7d, 2w.")):
+    """Remove the cache's entries (all, or those not used for --older-than)."""
+    from .cache_entries import clear, human_size
+
+    root = _cache_root(cache_dir)
+    removed, freed = clear(root, older_than)
+    typer.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'} ({human_size(freed)}) from {root}")
 
 
 baseline_app = typer.Typer(help="Baselines for regression checks.", no_args_is_help=True)

@@ -14,7 +14,8 @@ from . import __version__, jobs as job_files, kinds, models, protocols, tasks as
 from .distributed import Context, session
 from .download import load_or_fetch
 from .data.subset import subset
-from .embed import ImageEmbeddingCache
+from .cache import DEFAULT_CHUNK, DiskCache
+from .embed import EmbeddingCache
 from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
 from .kinds.stored import queries_file, write as write_queries
@@ -47,6 +48,9 @@ class RunOptions:
     save_queries: bool = False  # also write <result>.queries.npz, the per-query outcomes (compare --paired)
     shard: str | None = None  # "I/N": run part I of N of the jobs (1-based)
     overwrite: bool = False  # recompute jobs whose result is there with the same provenance (else skipped)
+    cache: bool = True  # keep embeddings on disk between runs (benchmark.cache); False: --no-cache
+    cache_dir: Path | None = None  # None: $CLIPBENCH_CACHE, else ~/.cache/clipbench
+    cache_chunk_size: int = DEFAULT_CHUNK  # images per resumable chunk
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -259,7 +263,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
     """`path`: where the result goes when its prediction lines are saved beside it (--save-predictions);
     `world_size`: the ranks of a data-parallel run (recorded when more than one)."""
     protocol = protocol or protocols.resolve(options.protocol)
-    fresh = not outcome.images_cached and outcome.image_seconds > 0
+    embedded = outcome.n_images if outcome.images_embedded is None and not outcome.images_cached else outcome.images_embedded
     seed = recorded_seed(options)
     return Result(
         schema_version=SCHEMA_VERSION, task=task.name, kind=task.kind, language=language, split=task.split,
@@ -280,8 +284,9 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             precision=encoder.precision, batch_size=options.batch_size, num_workers=options.num_workers,
             versions=versions(), started_at=started.isoformat(timespec="seconds"), wall_seconds=round(wall, 4),
             image_seconds=round(outcome.image_seconds, 4),
-            images_per_second=round(outcome.n_images / outcome.image_seconds, 2) if fresh else None,
-            image_embeddings_reused=outcome.images_cached,
+            images_per_second=round(embedded / outcome.image_seconds, 2) if embedded and outcome.image_seconds > 0 else None,
+            image_embeddings_reused=outcome.images_cached, image_embeddings_from_disk=outcome.images_from_disk,
+            text_embeddings_from_disk=outcome.texts_from_disk, images_embedded=embedded,
             **({"predictions": predictions_file(Path(path)).name} if path else {}),
             **({"world_size": world_size} if world_size > 1 else {})),
     )
@@ -296,6 +301,8 @@ def check_options(options: RunOptions) -> None:
         raise ClipbenchError("--bootstrap needs at least 10 draws (1000 is usual), or 0 for none", exit_code=2)
     if options.limit is not None and options.limit < 1:
         raise ClipbenchError("--limit must be at least 1", exit_code=2)
+    if options.cache_chunk_size < 1:
+        raise ClipbenchError("--cache-chunk-size must be at least 1", exit_code=2)
     if options.seed is not None and options.seed < 0:
         raise ClipbenchError(f"--seed must be 0 or more, not {options.seed}", exit_code=2)
 
@@ -348,6 +355,12 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
     for key in done:
         echo(f"skip: {paths[key]} exists (same provenance); --overwrite to recompute")
 
+    disk = None
+    if options.cache and ctx.world_size > 1:
+        # every rank would have to agree on which chunks are on disk before each collective step; not done yet
+        echo("note: the embedding cache on disk is not used in data-parallel runs (each rank embeds its part anew)")
+    elif options.cache:
+        disk = DiskCache.open(options.cache_dir, warn=echo)  # not writable: a warning, then None
     results = dict(done)
     for checkpoint, variant in spec.variants():
         todo = [(task, lang) for c, _, task, lang in jobs if c == checkpoint and (c, task.name, lang, task.source_file) not in skipped]
@@ -356,14 +369,15 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
         with ctx.together():
             # once per checkpoint; images embedded once per checkpoint and precision, shared by tasks and languages
             loaded_encoder = models.load(variant, ctx.device, options.precision or "fp32", options.trust_remote_code)
-        caches: dict[str, ImageEmbeddingCache] = {}
+        caches: dict[str, EmbeddingCache] = {}
         for task, lang in todo:
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
             data = loaded[(task.name, lang, task.source_file)]
             settings = protocol.settings(task.name, lang)
             # the protocol's precision and resize for this task (the interpolation is part of the cache key)
             encoder = loaded_encoder.configured(job_precision(settings, options), settings.get("interpolation"))
-            cache = caches.setdefault(encoder.precision, ImageEmbeddingCache())
+            # images embedded once per checkpoint and precision, shared by tasks and languages, kept on disk between runs
+            cache = caches.setdefault(encoder.precision, EmbeddingCache(disk, options.cache_chunk_size))
             with ctx.together():
                 outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers, settings)
             key = (checkpoint, task.name, lang, task.source_file)

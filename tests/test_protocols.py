@@ -269,21 +269,21 @@ def test_altclip_is_an_alias_of_clip_benchmark(tmp_path):
     ("capivara", "normalise-then-mean", True),  # CAPIVARA's zero_shot_elevater.py: the model's own crop, KITTI included
     ("chinese-clip", "normalise-then-mean", False),  # every image squashed to a square
 ])
-def test_classification_applies_the_protocol(monkeypatch, protocol, averaging, crop):
-    import benchmark.embed
+def test_classification_applies_the_protocol(protocol, averaging, crop):
+    from benchmark.embed import Embedded
     from benchmark.kinds import classification
 
     task = task_registry().get("kitti-distance")
     seen = {}
 
-    def classifier(encoder, prompts, batch_size, averaging):
-        seen["averaging"] = averaging
-        return torch.eye(len(prompts.classnames), 4)
-
     class Cache:
-        def get(self, encoder, source, batch_size, num_workers, center_crop):
+        def classifier(self, encoder, prompts, batch_size, averaging):
+            seen["averaging"] = averaging
+            return Embedded(torch.eye(len(prompts.classnames), 4))
+
+        def images(self, encoder, source, batch_size, num_workers, center_crop):
             seen["center_crop"] = center_crop
-            return torch.eye(3, 4), 0.0, False
+            return Embedded(torch.eye(3, 4))
 
     class Data:
         num_classes = task.num_classes or 4
@@ -291,7 +291,6 @@ def test_classification_applies_the_protocol(monkeypatch, protocol, averaging, c
         labels = [0, 1, 2]
         images = [None] * 3
 
-    monkeypatch.setattr(benchmark.embed, "build_classifier", classifier)
     classification.score(task, Data(), None, Cache(), "en", 8, 0, resolve(protocol).settings(task.name, "en"))
     assert seen == {"averaging": averaging, "center_crop": crop}
     raw_mean = ProtocolSpec(name="raw-mean", description="x", template_averaging="mean-then-normalise")

@@ -18,7 +18,7 @@ from . import classification, pair, retrieval
 from .base import Column, Kind, KindOption, Metric, Outcome, Queries, bootstrap, center_crop, measure, no_check
 
 if TYPE_CHECKING:
-    from ..embed import ImageEmbeddingCache
+    from ..embed import EmbeddingCache
     from ..models.base import Encoder
 
 __all__ = ["Column", "Kind", "KindOption", "Metric", "Outcome", "Queries", "KINDS", "METRICS_BY_KIND", "bootstrap",
@@ -29,7 +29,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (classification.KIND, retr
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for name, kind in KINDS.items()}
 
 
-def evaluate(task: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache, language: str,
+def evaluate(task: TaskSpec, data, encoder: Encoder, cache: EmbeddingCache, language: str,
              batch_size: int = 64, num_workers: int = 2, settings: dict | None = None) -> Outcome:
     """`settings`: what the run's protocol resolved to for this task and language (ProtocolSpec.settings);
     None = clipbench's defaults. `task`'s metric names are the protocol's (`under_protocol`)."""

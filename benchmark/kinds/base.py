@@ -52,6 +52,14 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     queries: Queries | None = None  # for --bootstrap
     scores: dict | None = None  # what the kind scored, for its prediction lines (--save-predictions)
+    images_from_disk: bool | None = None  # the image embeddings were read whole from the disk cache (None: off)
+    texts_from_disk: bool | None = None  # likewise the text embeddings (the classifier, the captions)
+    images_embedded: int | None = None  # images this job embedded itself (0: reused or read from the disk cache)
+
+    def embedded_with(self, images, texts) -> "Outcome":
+        """Where the embeddings came from (benchmark.embed.Embedded records of the images and the texts)."""
+        self.images_from_disk, self.texts_from_disk, self.images_embedded = images.from_disk, texts.from_disk, images.embedded
+        return self
 
 
 Scoring = Callable[..., "tuple[dict, Outcome]"]
@@ -76,7 +84,7 @@ class Kind:
     query_sets: dict[str, Callable[[dict], int]]
     # (task, data, language, protocol settings) -> None; raises ClipbenchError. Runs for every job before the model loads.
     check: Callable[[TaskSpec, Any, str, dict], None]
-    # (task, data, encoder, image cache, language, batch size, workers, protocol settings)
+    # (task, data, encoder, embedding cache (benchmark.embed.EmbeddingCache), language, batch size, workers, protocol settings)
     #   -> (scores the columns read, Outcome)
     score: Scoring
     # command-line options only this kind takes (pair scoring: --text-field), by RunOptions field name

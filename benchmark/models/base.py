@@ -94,6 +94,11 @@ class Encoder:
         raise ClipbenchError(f"{self.name}: this backend does not say its input size and normalisation, so no "
                              "protocol can build its own transform for it; use a protocol with interpolation 'model'")
 
+    def describe_transform(self, center_crop: bool = True) -> str:
+        """What `transform(center_crop)` does, in words that hold from one run to the next (the disk cache's
+        key): torchvision's description of its steps and their settings."""
+        return repr(self.transform(center_crop))
+
 
 class ToRGB:
     """PIL image -> RGB (a class, not a function, so that its repr, part of the image cache key, is stable)."""

@@ -51,6 +51,12 @@ class HFEncoder(Encoder):
             return super().input_geometry()
         return (size["height"], size["width"]), tuple(processor.image_mean), tuple(processor.image_std)
 
+    def describe_transform(self, center_crop: bool = True) -> str:
+        if self.preprocess != self._preprocess or self.interpolation != "model":  # not the processor's own: its steps
+            return super().describe_transform(center_crop)
+        processor = self.processor.image_processor
+        return f"{type(processor).__name__} {processor.to_json_string()} center_crop={center_crop}"
+
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _pooled(self.model.get_image_features(pixel_values=pixels))
 
