@@ -30,7 +30,7 @@ class Listing(str, Enum):
 @app.command()
 def run(
     model: str = typer.Option(..., "--model", "-m", help="Registered name, open_clip ARCH (with --pretrained), hf:ORG/NAME, hf-hub:ORG/NAME or local-dir:PATH."),
-    task: List[str] = typer.Option(..., "--task", "-t", help="Task or suite name, or a CLIP_benchmark-layout directory. Repeatable."),
+    task: List[str] = typer.Option(..., "--task", "-t", help="Task or suite name, a CLIP_benchmark webdataset (wds/vtab/cifar10), or a CLIP_benchmark-layout directory. Repeatable."),
     language: List[str] = typer.Option([], "--language", "-l", help="Language code (en, pt, zh). Repeatable. Default: the model's languages."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", "-p", help="open_clip pretrained tag or checkpoint file (.pt/.safetensors)."),
     output: Path = typer.Option(Path("results/runs"), "--output", "-o", help="Folder for the result JSON files."),

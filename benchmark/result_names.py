@@ -29,12 +29,13 @@ def result_name(group: str, checkpoint: str | None, task: str, location: str | N
     Everything that makes a measurement different is in the name, so that no result replaces another: a task
     that is not a registered task file (a dataset folder, a task file given by path) adds a short hash of its
     resolved location (`<where>`, from `location`; None for a registered task, which its name identifies), as two
-    folders can share a base name; a `--limit` subset adds its size."""
+    folders can share a base name; a `--limit` subset adds its size. A `/` in a task name (CLIP_benchmark's `wds/vtab/cifar10`) becomes `-`
+    (`wds-vtab-cifar10`), as CLIP_benchmark's `dataset_cleaned` does; task files may not take such names."""
     folder = Path(_name_part(group))
     if checkpoint:
         folder = folder / _name_part(checkpoint)
     where = "" if location is None else f".{_short_hash(str(Path(location).resolve()))}"
-    parts = [f"{slug(task)}{where}"]
+    parts = [f"{slug(task.replace('/', '-'))}{where}"]
     if variant:
         parts.append(slug(variant))
     parts.append(language)
