@@ -48,6 +48,8 @@ def run(
     protocol: str = typer.Option("clipbench", "--protocol", help="A paper's evaluation choices (template averaging, preprocessing, prompts); see 'clipbench list protocols'."),
     save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write each query's top predictions beside each result, as <result>.predictions.jsonl."),
     save_queries: bool = typer.Option(False, "--save-queries", help="Also write each query's outcomes beside each result, as <result>.queries.npz (for compare --paired, table --significance)."),
+    templates: Optional[Path] = typer.Option(None, "--templates", help="Classification templates for this run ({c} = class name): .txt, one per line, or .json (a list, by task, or CuPL per-class prompts)."),
+    classnames: Optional[Path] = typer.Option(None, "--classnames", help="Class names for this run: .txt, one per line in class-index order, or .json (a list, or lists by task)."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
     from .run import RunOptions, run as run_jobs
@@ -55,7 +57,7 @@ def run(
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
                          data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions,
-                         save_queries=save_queries)
+                         save_queries=save_queries, templates=templates, classnames=classnames)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     typer.echo(run_table(results))
 

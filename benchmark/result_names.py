@@ -23,13 +23,14 @@ def _name_part(text: str) -> str:
 
 
 def result_name(group: str, checkpoint: str | None, task: str, location: str | None, variant: str | None,
-                language: str, limit: int | None, seed: int | None) -> Path:
-    """<group>/[<checkpoint>/]<task>[.<where>][.<variant>].<language>[.limit<N>][.seed<S>].json
+                language: str, limit: int | None, seed: int | None, prompts: str | None = None) -> Path:
+    """<group>/[<checkpoint>/]<task>[.<where>][.<variant>][.prompts-<tag>].<language>[.limit<N>][.seed<S>].json
 
     Everything that makes a measurement different is in the name, so that no result replaces another: a task
     that is not a registered task file (a dataset folder, a task file given by path) adds a short hash of its
     resolved location (`<where>`, from `location`; None for a registered task, which its name identifies), as two
-    folders can share a base name; a `--limit` subset adds its size. A `/` in a task name (CLIP_benchmark's `wds/vtab/cifar10`) becomes `-`
+    folders can share a base name; a `--limit` subset adds its size; prompts from run --templates/--classnames add
+    a tag of those files (`prompts`). A `/` in a task name (CLIP_benchmark's `wds/vtab/cifar10`) becomes `-`
     (`wds-vtab-cifar10`), as CLIP_benchmark's `dataset_cleaned` does; task files may not take such names."""
     folder = Path(_name_part(group))
     if checkpoint:
@@ -38,6 +39,8 @@ def result_name(group: str, checkpoint: str | None, task: str, location: str | N
     parts = [f"{slug(task.replace('/', '-'))}{where}"]
     if variant:
         parts.append(slug(variant))
+    if prompts:
+        parts.append(f"prompts-{slug(prompts)}")
     parts.append(language)
     if limit is not None:
         parts.append(f"limit{limit}")

@@ -7,10 +7,10 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__, kinds, models, protocols, tasks as task_files
+from . import __version__, custom_prompts, kinds, models, protocols, tasks as task_files
 from .download import load_or_fetch
 from .data.subset import subset
 from .embed import ImageEmbeddingCache
@@ -44,6 +44,13 @@ class RunOptions:
     protocol: str = protocols.DEFAULT  # a paper's evaluation choices (protocols/<name>.toml)
     save_predictions: bool = False  # also write <result>.predictions.jsonl, one line per query
     save_queries: bool = False  # also write <result>.queries.npz, the per-query outcomes (compare --paired)
+    templates: Path | None = None  # --templates FILE: the classification tasks' templates for this run (custom_prompts)
+    classnames: Path | None = None  # --classnames FILE: their class names
+
+
+def with_custom_prompts(data, custom: custom_prompts.CustomPrompts | None):
+    """Classification data carrying the run's --templates/--classnames files; other data (or no files): as it is."""
+    return replace(data, custom_prompts=custom) if custom is not None and hasattr(data, "custom_prompts") else data
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -104,16 +111,19 @@ def checkpoint_name(model: ModelSpec, options: RunOptions, checkpoint: str | Non
 
 
 def result_file(output: Path, group: str, checkpoint: str | None, task: str, task_file: str | None,
-                variant: str | None, language: str, limit: int | None, seed: int | None) -> Path:
-    """Where a result is written: a registered task is named by its name, any other also by its location."""
+                variant: str | None, language: str, limit: int | None, seed: int | None, prompts: str | None = None) -> Path:
+    """Where a result is written: a registered task is named by its name, any other also by its location; with
+    prompts from --templates/--classnames, also by the tag of those files (`prompts`)."""
     location = None if task_files.is_registered(task, task_file) else task_file
-    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed)
+    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed, prompts)
 
 
 def result_path(output: Path, result: Result) -> Path:
     """Where `result` (read back from disk) was written."""
+    overrides = (result.prompts.model_extra or {}).get("overrides") if result.prompts else None
     return result_file(output, result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
-                       result.variant, result.language, result.limit.n if result.limit else None, result.seed)
+                       result.variant, result.language, result.limit.n if result.limit else None, result.seed,
+                       custom_prompts.tag_of(overrides) if overrides else None)
 
 
 def predictions_file(result: Path) -> Path:
@@ -175,8 +185,9 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dic
         name = checkpoint_name(model, options, checkpoint)
         for task, lang in jobs:
             variant = kinds.variant_of(task, loaded[(task.name, lang, task.source_file)])
+            own = getattr(loaded[(task.name, lang, task.source_file)], "custom_prompts", None)  # --templates/--classnames
             path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
-                               options.limit, seed)
+                               options.limit, seed, own.tag if own is not None else None)
             job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
             if path in planned:
                 raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "
@@ -226,8 +237,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             format=task.dataset.format, location=data.images.location, fingerprint=data.images.fingerprint,
             n_images=outcome.n_images, n_texts=outcome.n_texts, n_classes=outcome.n_classes,
             task_file=task.source_file, **({"details": outcome.extra} if outcome.extra else {})),
-        prompts=None if outcome.prompts is None else PromptsInfo(
-            origin=outcome.prompts.origin, sha256=outcome.prompts.sha256, n_templates=len(outcome.prompts.templates)),
+        prompts=None if outcome.prompts is None else PromptsInfo(**outcome.prompts.info()),
         protocol=ProtocolInfo(name=protocol.name, settings=protocol.settings(task.name, language)),
         run=RunInfo(
             clipbench_version=__version__, git_commit=git_commit(), device=str(encoder.device),
@@ -261,6 +271,11 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     specs = kinds.apply_options(resolved, {"text_field": options.text_field})
     jobs = plan_jobs(spec, specs, languages)
     jobs = [(kinds.under_protocol(task, protocol.settings(task.name, lang)), lang) for task, lang in jobs]
+    custom = custom_prompts.read(options.templates, options.classnames)  # checked before anything loads
+    if custom is not None and not any(task.kind == "classification" for task, _ in jobs):
+        verb = "apply" if " and " in custom.options() else "applies"
+        raise ClipbenchError(f"{custom.options()} {verb} to classification tasks and none of "
+                             f"{', '.join(dict.fromkeys(task.name for task, _ in jobs))} is one; drop {custom.options()}", exit_code=2)
     device = pick_device(options.device)
     check_precision(options.precision, device)
     # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading
@@ -269,6 +284,7 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         data = load_or_fetch(task, lang, options.data_root, echo)
         if options.limit:
             data = subset(data, options.limit, options.seed or 0)
+        data = with_custom_prompts(data, custom)
         loaded[(task.name, lang, task.source_file)] = data
         kinds.check(task, data, lang, protocol.settings(task.name, lang))
     paths = plan_outputs(spec, jobs, loaded, options, protocol)

@@ -121,6 +121,13 @@ def predictions(scores: dict, k: int = 5, chunk_size: int = 1024):
 
 
 def task_prompts(spec: TaskSpec, data, language: str, settings: dict) -> Prompts:
+    custom = getattr(data, "custom_prompts", None)  # run --templates / --classnames (benchmark.custom_prompts)
+    if custom is not None:
+        return custom.apply(lambda: declared_prompts(spec, data, language, settings), spec.name, data.num_classes)
+    return declared_prompts(spec, data, language, settings)
+
+
+def declared_prompts(spec: TaskSpec, data, language: str, settings: dict) -> Prompts:
     if settings.get("prompts"):  # the protocol's prompt file for this task and language
         found = prompt_files.load(settings["prompts"], language, spec.num_classes)
     elif spec.prompts:
@@ -160,7 +167,7 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
     images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
     scores = {"logits": metrics.classifier_logits(images, classifier), "labels": torch.as_tensor(data.labels),
               "settings": settings}
-    return scores, Outcome(len(data.images), len(prompts.classnames) * len(prompts.templates), seconds, cached,
+    return scores, Outcome(len(data.images), prompts.n_texts, seconds, cached,
                            data.num_classes, prompts)
 
 
