@@ -30,7 +30,7 @@ class Listing(str, Enum):
 @app.command()
 def run(
     model: str = typer.Option(..., "--model", "-m", help="Registered name, open_clip ARCH (with --pretrained), hf:ORG/NAME, hf-hub:ORG/NAME or local-dir:PATH."),
-    task: List[str] = typer.Option(..., "--task", "-t", help="Task or suite name, or a CLIP_benchmark-layout directory. Repeatable."),
+    task: List[str] = typer.Option(..., "--task", "-t", help="Task or suite name, a CLIP_benchmark webdataset (wds/vtab/cifar10), or a CLIP_benchmark-layout directory. Repeatable."),
     language: List[str] = typer.Option([], "--language", "-l", help="Language code (en, pt, zh). Repeatable. Default: the model's languages."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", "-p", help="open_clip pretrained tag or checkpoint file (.pt/.safetensors)."),
     output: Path = typer.Option(Path("results/runs"), "--output", "-o", help="Folder for the result JSON files."),
@@ -53,6 +53,8 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache on disk."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="CLIPBENCH_CACHE", help="The embedding cache folder (default ~/.cache/clipbench)."),
     cache_chunk_size: int = typer.Option(2048, "--cache-chunk-size", help="Images per chunk of the embedding cache: a run killed part-way resumes from its last chunk."),
+    templates: Optional[Path] = typer.Option(None, "--templates", help="Classification templates for this run ({c} = class name): .txt, one per line, or .json (a list, by task, or CuPL per-class prompts)."),
+    classnames: Optional[Path] = typer.Option(None, "--classnames", help="Class names for this run: .txt, one per line in class-index order, or .json (a list, or lists by task)."),
 ):
     """Evaluate one model on tasks; write one JSON per (task, language) and print a table.
 
@@ -65,6 +67,7 @@ def run(
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
                          data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions,
                          save_queries=save_queries, shard=shard, overwrite=overwrite,
+                         templates=templates, classnames=classnames,
                          cache=not no_cache, cache_dir=cache_dir, cache_chunk_size=cache_chunk_size)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
     if results:  # none: other ranks of a data-parallel run, or a --shard part without jobs

@@ -10,7 +10,7 @@ from pathlib import Path
 from . import data as datasets
 from .errors import ClipbenchError
 from .models.base import offline_hint
-from .specs import TaskSpec
+from .specs import DatasetSpec, HubSource, TaskSpec
 
 
 def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
@@ -23,7 +23,7 @@ def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
             spec = holding(task, language)
             row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-", "detail": ""}
             try:
-                found = datasets.load(spec, language, data_root)
+                found = datasets.load(located(spec, data_root), language, data_root)
                 row["images"] = len(found.images)
                 texts = getattr(found, "texts", None)
                 row["texts"] = len(texts) if texts is not None else "-"
@@ -50,11 +50,52 @@ def _unpack(archives: list[Path], target: Path) -> None:
             handle.extractall(destination)
 
 
+def hub_snapshot(spec: TaskSpec, source: HubSource, data_root: Path, fetch: bool = True) -> Path:
+    """The task's files in the Hugging Face cache (a source with `hub_cache`): snapshot_download of its
+    `hub_files` (`fetch`), or only what the cache already holds. Failing, one line names the repository, the files
+    to download and where they go, and where a local copy would be read instead."""
+    from huggingface_hub import constants, snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=source.hub, repo_type="dataset", revision=source.revision,
+                                      allow_patterns=source.hub_files, local_files_only=not fetch))
+    except Exception as exc:  # noqa: BLE001 - every hub failure becomes one clear line
+        if not fetch:
+            why = ""
+        elif constants.HF_HUB_OFFLINE:
+            why = " and could not be fetched (HF_HUB_OFFLINE is set)"
+        else:
+            why = f" and could not be fetched ({type(exc).__name__}: {next((x for x in str(exc).splitlines() if x.strip()), '')[:160]})"
+        files = ", ".join(source.hub_files or ["every file"])
+        revision = f" at revision {source.revision}" if source.revision else ""
+        raise ClipbenchError(
+            f"task '{spec.name}': dataset {source.hub}{revision} is not in the Hugging Face cache ({constants.HF_HUB_CACHE})"
+            f"{why}; with network access, run 'clipbench data download {spec.name}' to download "
+            f"its {files} into that cache, or put a copy of those files at {datasets.resolve_path(source.path, data_root)}"
+        ) from None
+
+
+def reading_from(spec: TaskSpec, folder: Path) -> TaskSpec:
+    """`spec` with its dataset read from `folder` (its other dataset options unchanged)."""
+    return spec.model_copy(update={"dataset": DatasetSpec(**{**spec.dataset.model_dump(), "path": str(folder)})})
+
+
+def located(spec: TaskSpec, data_root: Path, fetch: bool = False) -> TaskSpec:
+    """`spec` reading its files where they are: its folder under the data root when that exists, else, for a
+    source read in the hub cache (`hub_cache`), its snapshot there (downloaded first when `fetch`)."""
+    source = datasets.source(spec)
+    if source is None or not (source.hub and source.hub_cache) or datasets.resolve_path(source.path, data_root).exists():
+        return spec
+    return reading_from(spec, hub_snapshot(spec, source, data_root, fetch))
+
+
 def download(spec: TaskSpec, data_root: Path) -> Path:
     source = datasets.source(spec)
     if source is None or not source.hub:
         where = (source and source.download) or "its publisher"
         raise ClipbenchError(f"task '{spec.name}' has no hub source to download; get it from {where}")
+    if source.hub_cache:  # read where huggingface_hub keeps it: nothing is copied
+        return hub_snapshot(spec, source, data_root)
     from huggingface_hub import snapshot_download
 
     hub = source.hub
@@ -88,8 +129,14 @@ def download(spec: TaskSpec, data_root: Path) -> Path:
 def load_or_fetch(spec: TaskSpec, language: str, data_root: Path, echo=print):
     """The task's data in `language`. When its folder is missing and the task names a hub source, fetch it
     first (huggingface_hub honours HF_HUB_OFFLINE and its cache); if that fails too, the error is the
-    reader's own (the files expected and where to get them) plus why the hub could not help."""
+    reader's own (the files expected and where to get them) plus why the hub could not help. A source read in
+    the hub cache (`hub_cache`: CLIP_benchmark's webdatasets) is read there, not copied."""
     source = datasets.source(spec)
+    if source is not None and source.hub and source.hub_cache:
+        found = located(spec, data_root, fetch=True)
+        if found is not spec:
+            echo(f"{spec.name}: reading {source.hub} from the Hugging Face cache: {found.dataset.options['path']}")
+        return datasets.load(found, language, data_root)
     if source is not None and source.hub and not datasets.resolve_path(source.path, data_root).exists():
         try:
             echo(f"{spec.name}: no local copy; fetched {source.hub} into {download(spec, data_root)}")

@@ -141,12 +141,23 @@ def build_classifier(encoder: Encoder, prompts: Prompts, batch_size: int = 256,
         raise ValueError(f"unknown template averaging '{averaging}'")
     texts = prompts.texts()
     embeddings = embed_texts(encoder, texts, batch_size, normalise=averaging == "normalise-then-mean")
+    if prompts.per_class is not None:  # CuPL: each class averages its own prompts
+        return average_per_class(embeddings, [len(own) for own in prompts.per_class])
     return average_templates(embeddings.view(len(prompts.classnames), len(prompts.templates), -1))
 
 
 def average_templates(per_class: torch.Tensor) -> torch.Tensor:
     """(C, T, D) template embeddings -> (C, D) classifier: the normalised mean over templates."""
     return F.normalize(per_class.mean(dim=1), dim=-1)
+
+
+def average_per_class(embeddings: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """(sum(counts), D) prompt embeddings, class after class -> (C, D): each class's normalised mean over its own
+    `counts[c]` prompts (a ragged `average_templates`)."""
+    sizes = torch.tensor(counts, dtype=torch.long)
+    owner = torch.repeat_interleave(torch.arange(len(counts)), sizes)
+    sums = torch.zeros(len(counts), embeddings.shape[1], dtype=embeddings.dtype).index_add_(0, owner, embeddings)
+    return F.normalize(sums / sizes[:, None].to(embeddings.dtype), dim=-1)
 
 
 @dataclass
@@ -247,7 +258,8 @@ class EmbeddingCache:
         return self._texts(encoder, "classifier", prompts.texts(), batch_size,
                            lambda: build_classifier(encoder, prompts, batch_size, averaging),
                            f"{len(prompts.classnames)} classes x {len(prompts.templates)} templates from {prompts.origin}",
-                           averaging=averaging, classes=len(prompts.classnames), templates=len(prompts.templates))
+                           averaging=averaging, classes=len(prompts.classnames), templates=len(prompts.templates),
+                           **({"per_class": [len(own) for own in prompts.per_class]} if prompts.per_class is not None else {}))
 
     def texts(self, encoder: Encoder, texts: list[str], batch_size: int = 256) -> Embedded:
         """embed_texts' (T, D) normalised embeddings, kept on disk by the exact texts."""

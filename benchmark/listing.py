@@ -56,7 +56,21 @@ def list_tasks(pattern: str = "*") -> str:
         }
         for name in registry.names(pattern)
     ]
-    return _table(rows)
+    return _table(rows + webdataset_rows(pattern))
+
+
+def webdataset_rows(pattern: str) -> list[dict]:
+    """CLIP_benchmark's webdatasets (`wds/...`) that `pattern` names: shown by a filter (`--filter 'wds/*'`), not in
+    the plain listing of the task files."""
+    import fnmatch
+
+    from . import webdatasets
+
+    if pattern == "*":
+        return []
+    return [{"task": name, "kind": (kind := webdatasets.kind_of(name))[0], "languages": "en", "split": "test", "size": "-",
+             "main score": kind[2], "format": f"wds, hub {webdatasets.hub_repository(name)}"}
+            for name in sorted(webdatasets.NAMES) if fnmatch.fnmatch(name, pattern)]
 
 
 def list_suites(pattern: str = "*") -> str:

@@ -53,15 +53,38 @@ class Prompts:
     templates: list[str]
     origin: str
     short_list: bool = False  # see PromptFile.short_list
+    # per-class prompts (CuPL, from --templates): each class's own list, used as written; then `templates` is empty
+    per_class: Optional[list[list[str]]] = None
+    overrides: Optional[dict] = None  # the --templates/--classnames files these came from (custom_prompts.CustomPrompts.record)
 
     def texts(self) -> list[str]:
-        """Every template filled with every class name, class-major: [c0t0, c0t1, ..., c1t0, ...]."""
+        """Every template filled with every class name, class-major: [c0t0, c0t1, ..., c1t0, ...]; with per-class
+        prompts, each class's own, class after class."""
+        if self.per_class is not None:
+            return [prompt for prompts in self.per_class for prompt in prompts]
         return [fill(t, c) for c in self.classnames for t in self.templates]
 
     @property
+    def n_texts(self) -> int:
+        return sum(map(len, self.per_class)) if self.per_class is not None else len(self.classnames) * len(self.templates)
+
+    @property
     def sha256(self) -> str:
-        blob = json.dumps({"classnames": self.classnames, "templates": self.templates}, ensure_ascii=False)
+        content = {"classnames": self.classnames, "templates": self.templates}
+        if self.per_class is not None:
+            content["per_class"] = self.per_class
+        blob = json.dumps(content, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def info(self) -> dict:
+        """What a result records of them (results.PromptsInfo): origin, sha256, number of templates; with per-class
+        prompts, their count instead; the files of --templates/--classnames when these came from them."""
+        out = {"origin": self.origin, "sha256": self.sha256, "n_templates": len(self.templates)}
+        if self.per_class is not None:
+            out.update(n_templates=None, per_class=True, n_texts=self.n_texts)
+        if self.overrides:
+            out["overrides"] = self.overrides
+        return out
 
 
 def fill(template: str, classname: str) -> str:

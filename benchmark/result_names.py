@@ -23,8 +23,9 @@ def _name_part(text: str) -> str:
 
 
 def result_name(group: str, checkpoint: str | None, task: str, location: str | None, variant: str | None,
-                language: str, limit: int | None, seed: int | None, protocol: str | None = None) -> Path:
-    """<group>/[<checkpoint>/]<task>[.<where>][.<variant>].<language>[.limit<N>][.seed<S>][.protocol-<name>].json
+                language: str, limit: int | None, seed: int | None, protocol: str | None = None,
+                prompts: str | None = None) -> Path:
+    """<group>/[<checkpoint>/]<task>[.<where>][.<variant>][.prompts-<tag>].<language>[.limit<N>][.seed<S>][.protocol-<name>].json
 
     Everything that makes a measurement different is in the name, so that no result replaces another: a task
     that is not a registered task file (a dataset folder, a task file given by path) adds a short hash of its
@@ -34,14 +35,18 @@ def result_name(group: str, checkpoint: str | None, task: str, location: str | N
     measurement under several papers' protocols. The name is the one results record: an alias's target
     (`--protocol altclip` writes `protocol-clip-benchmark`), so that a rerun replaces its own file. The default
     protocol's names are what they were before protocols existed. E.g. shapes.en.seed0.json (clipbench) and
-    shapes.en.seed0.protocol-capivara.json."""
+    shapes.en.seed0.protocol-capivara.json. Prompts from run --templates/--classnames add
+    a tag of those files (`prompts`). A `/` in a task name (CLIP_benchmark's `wds/vtab/cifar10`) becomes `-`
+    (`wds-vtab-cifar10`), as CLIP_benchmark's `dataset_cleaned` does; task files may not take such names."""
     folder = Path(_name_part(group))
     if checkpoint:
         folder = folder / _name_part(checkpoint)
     where = "" if location is None else f".{_short_hash(str(Path(location).resolve()))}"
-    parts = [f"{slug(task)}{where}"]
+    parts = [f"{slug(task.replace('/', '-'))}{where}"]
     if variant:
         parts.append(slug(variant))
+    if prompts:
+        parts.append(f"prompts-{slug(prompts)}")
     parts.append(language)
     if limit is not None:
         parts.append(f"limit{limit}")

@@ -7,10 +7,10 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__, jobs as job_files, kinds, models, protocols, tasks as task_files
+from . import __version__, custom_prompts, jobs as job_files, kinds, models, protocols, tasks as task_files
 from .distributed import Context, session
 from .download import load_or_fetch
 from .data.subset import subset
@@ -51,6 +51,13 @@ class RunOptions:
     cache: bool = True  # keep embeddings on disk between runs (benchmark.cache); False: --no-cache
     cache_dir: Path | None = None  # None: $CLIPBENCH_CACHE, else ~/.cache/clipbench
     cache_chunk_size: int = DEFAULT_CHUNK  # images per resumable chunk
+    templates: Path | None = None  # --templates FILE: the classification tasks' templates for this run (custom_prompts)
+    classnames: Path | None = None  # --classnames FILE: their class names
+
+
+def with_custom_prompts(data, custom: custom_prompts.CustomPrompts | None):
+    """Classification data carrying the run's --templates/--classnames files; other data (or no files): as it is."""
+    return replace(data, custom_prompts=custom) if custom is not None and hasattr(data, "custom_prompts") else data
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -112,19 +119,21 @@ def checkpoint_name(model: ModelSpec, options: RunOptions, checkpoint: str | Non
 
 def result_file(output: Path, group: str, checkpoint: str | None, task: str, task_file: str | None,
                 variant: str | None, language: str, limit: int | None, seed: int | None,
-                protocol: str = protocols.DEFAULT) -> Path:
+                protocol: str = protocols.DEFAULT, prompts: str | None = None) -> Path:
     """Where a result is written: a registered task is named by its name, any other also by its location; a
-    protocol other than the default by its name (the one results record: an alias's target)."""
+    protocol other than the default by its name (the one results record: an alias's target); with prompts from
+    --templates/--classnames, also by the tag of those files (`prompts`)."""
     location = None if task_files.is_registered(task, task_file) else task_file
     return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed,
-                                      None if protocol == protocols.DEFAULT else protocol)
+                                      None if protocol == protocols.DEFAULT else protocol, prompts)
 
 
 def result_path(output: Path, result: Result) -> Path:
     """Where `result` (read back from disk) was written."""
+    overrides = (result.prompts.model_extra or {}).get("overrides") if result.prompts else None
     return result_file(output, result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
                        result.variant, result.language, result.limit.n if result.limit else None, result.seed,
-                       result.protocol_name)
+                       result.protocol_name, custom_prompts.tag_of(overrides) if overrides else None)
 
 
 def job_precision(settings: dict, options: RunOptions) -> str:
@@ -212,8 +221,9 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[str | None, ModelSpec, TaskS
         name = checkpoint_name(model, options, checkpoint)
         data = loaded[(task.name, lang, task.source_file)]
         variant = kinds.variant_of(task, data)
+        own = getattr(data, "custom_prompts", None)  # --templates/--classnames
         path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
-                           options.limit, seed, protocol.name)
+                           options.limit, seed, protocol.name, own.tag if own is not None else None)
         job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
         if path in planned:
             raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "
@@ -276,8 +286,7 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             format=task.dataset.format, location=data.images.location, fingerprint=data.images.fingerprint,
             n_images=outcome.n_images, n_texts=outcome.n_texts, n_classes=outcome.n_classes,
             task_file=task.source_file, **({"details": outcome.extra} if outcome.extra else {})),
-        prompts=None if outcome.prompts is None else PromptsInfo(
-            origin=outcome.prompts.origin, sha256=outcome.prompts.sha256, n_templates=len(outcome.prompts.templates)),
+        prompts=None if outcome.prompts is None else PromptsInfo(**outcome.prompts.info()),
         protocol=ProtocolInfo(name=protocol.name, settings=protocol.settings(task.name, language)),
         run=RunInfo(
             clipbench_version=__version__, git_commit=git_commit(), device=str(encoder.device),
@@ -339,6 +348,12 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
                       for checkpoint, variant, task, lang in everything]
         jobs = job_files.shard(everything, chosen)
         check_precisions([(task, lang) for _, _, task, lang in jobs], protocol, options, ctx.device)
+        custom = custom_prompts.read(options.templates, options.classnames)  # checked before anything loads
+        if custom is not None and not any(task.kind == "classification" for _, _, task, _ in jobs):
+            verb = "apply" if " and " in custom.options() else "applies"
+            names = ", ".join(dict.fromkeys(task.name for _, _, task, _ in jobs))
+            raise ClipbenchError(f"{custom.options()} {verb} to classification tasks and none of {names} is one; "
+                                 f"drop {custom.options()}", exit_code=2)
     if chosen and not jobs:
         echo(f"--shard {chosen[0]}/{chosen[1]}: no job in this part (the run has {len(everything)}); nothing to do")
         return []
@@ -348,7 +363,7 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
     for turn in (True, False):
         with ctx.together():
             if ctx.is_main == turn:
-                loaded = load_data([(task, lang) for _, _, task, lang in jobs], options, protocol, echo)
+                loaded = load_data([(task, lang) for _, _, task, lang in jobs], options, protocol, echo, custom)
     with ctx.together():
         paths, done = plan_outputs(spec, jobs, loaded, options, protocol) if ctx.is_main else ({}, {})
     skipped = ctx.broadcast(set(done))  # every rank follows rank 0's plan
@@ -396,8 +411,10 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
     return [results[key] for key in order if key in results]
 
 
-def load_data(jobs: list[tuple[TaskSpec, str]], options: RunOptions, protocol: ProtocolSpec, echo) -> dict:
-    """Every (task, language)'s data (its --limit subset), checked by its kind."""
+def load_data(jobs: list[tuple[TaskSpec, str]], options: RunOptions, protocol: ProtocolSpec, echo,
+              custom: custom_prompts.CustomPrompts | None = None) -> dict:
+    """Every (task, language)'s data (its --limit subset, carrying the run's --templates/--classnames), checked
+    by its kind."""
     loaded = {}
     for task, lang in jobs:
         if (task.name, lang, task.source_file) in loaded:
@@ -405,6 +422,7 @@ def load_data(jobs: list[tuple[TaskSpec, str]], options: RunOptions, protocol: P
         data = load_or_fetch(task, lang, options.data_root, echo)
         if options.limit:
             data = subset(data, options.limit, options.seed or 0)
+        data = with_custom_prompts(data, custom)
         loaded[(task.name, lang, task.source_file)] = data
         kinds.check(task, data, lang, protocol.settings(task.name, lang))
     return loaded

@@ -53,6 +53,9 @@ class HubSource(BaseModel):
     hub: Optional[str] = None  # a Hugging Face dataset repository holding them, e.g. clip-benchmark/wds_cifar10
     revision: Optional[str] = None  # its branch, tag or commit (default: main)
     hub_files: Optional[list[str]] = None  # allow_patterns, e.g. ["test/*", "*.txt"]; default: every file
+    # true: read the files where huggingface_hub caches them (no copy under the data root; a copy at `path` still
+    # wins). For data read as stored (CLIP_benchmark's webdatasets), not for archives that must be unpacked
+    hub_cache: bool = False
 
 
 class DatasetSpec(BaseModel):
@@ -67,7 +70,8 @@ class DatasetSpec(BaseModel):
 
 
 class TaskSpec(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    # a task file's name is its file name; a `/` comes only from CLIP_benchmark's webdataset names (wds/vtab/cifar10)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
     kind: str = Field(pattern=r"^[a-z][a-z_-]*$")  # one of benchmark.kinds.KINDS: checked where task files load
     description: str
     languages: list[str] = Field(min_length=1)

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from .errors import ClipbenchError
+from . import webdatasets
 from .kinds import METRICS_BY_KIND, unknown_metric
 from .paths import data_dir
 from .registry import Registry
@@ -34,6 +35,9 @@ def load_task_file(path: Path) -> TaskSpec:
     spec = parse(path, TaskSpec)
     if spec.name != path.stem:
         raise ClipbenchError(f"{path}: field 'name' is '{spec.name}' but the file is named '{path.stem}.toml'; make them equal")
+    if spec.name in webdatasets.RESERVED_STEMS:  # its results would be written where the webdataset's are
+        raise ClipbenchError(f"{path}: the name '{spec.name}' is reserved for the results of "
+                             f"{webdatasets.RESERVED_STEMS[spec.name]}; give your task another name (its 'name' field and its file name)")
     problem = unknown_metric(spec.kind, spec.metrics)
     if problem:
         field = "kind" if spec.kind not in METRICS_BY_KIND else "metrics"
@@ -147,8 +151,7 @@ def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
 
     root = root.resolve()
     raw_type, languages = describe_directory(root, split)
-    kind = "retrieval" if raw_type == "retrieval" else "classification"
-    metrics = ["map_11point"] if raw_type == "multilabel" else [m for m in METRICS_BY_KIND[kind] if m not in ("map_11point", "mean_average_precision", "roc_auc")]
+    kind, metrics, main_score = webdatasets.layout_kind(raw_type)
 
     name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-.") or "local"
     return TaskSpec(
@@ -158,7 +161,7 @@ def task_from_directory(root: Path, split: str = "test") -> TaskSpec:
         languages=languages,
         split=split,
         metrics=metrics,
-        main_score=metrics[0] if kind == "classification" else "mean_recall",
+        main_score=main_score,
         dataset=DatasetSpec(format="wds", path=str(root)),
         source_file=str(root),
     )
@@ -188,8 +191,8 @@ def unknown_task_message(name: str, tasks: Registry[TaskSpec], suites: Registry[
 
 
 def resolve(names: list[str]) -> list[TaskSpec]:
-    """Task names, suite names, task files, folders of task files or local CLIP_benchmark-layout
-    directories, in order, without repeats."""
+    """Task names, suite names, task files, folders of task files, CLIP_benchmark's webdataset names
+    (`wds/...`, benchmark.webdatasets) or local CLIP_benchmark-layout directories, in order, without repeats."""
     tasks, suites = task_registry(), suite_registry()
     out: list[TaskSpec] = []
     for name in names:
@@ -202,6 +205,8 @@ def resolve(names: list[str]) -> list[TaskSpec]:
             out.append(task_from_file(path, tasks))
         elif path.is_dir() and task_files_in(path):
             out.extend(task_from_file(file, tasks) for file in task_files_in(path))
+        elif webdatasets.is_webdataset_name(name):  # CLIP_benchmark's names; a local folder is ./wds/...
+            out.append(webdatasets.task(name))
         elif path.is_dir() or "/" in name or name.startswith("."):
             out.append(task_from_directory(path))
         else:

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
+from ..custom_prompts import CustomPrompts
 from ..prompts import Prompts
 from ..specs import TaskSpec
 
@@ -59,6 +60,7 @@ class ClassificationData:
     labels: np.ndarray  # (N,) class indices
     num_classes: int
     prompts: Optional[Prompts] = None  # when the dataset brings its own class names and templates
+    custom_prompts: Optional[CustomPrompts] = None  # run --templates / --classnames: they replace the task's prompts
 
     def take(self, keep: np.ndarray, images: ImageSource) -> "ClassificationData":
         """The images at the sorted indices `keep` (`images` serves them) and their labels (--limit)."""

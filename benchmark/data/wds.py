@@ -260,6 +260,10 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path):
             raise ClipbenchError(f"{missing}; get it from {options.download}") from None
         raise
     kind = dataset_type(root)
+    if (kind == "retrieval") != (spec.kind == "retrieval"):  # else the kind would get data it cannot score
+        said = f"says '{kind}'" if (root / "dataset_type.txt").is_file() else "is absent (so: classification)"
+        raise ClipbenchError(f"{root / 'dataset_type.txt'} {said}, but task '{spec.name}' is {spec.kind}; the folder does "
+                             f"not hold the data the task names: re-download it, or fix the task's 'kind'")
     samples = scan(shards)
     entries = []
     for sample in samples:

@@ -121,6 +121,13 @@ def predictions(scores: dict, k: int = 5, chunk_size: int = 1024):
 
 
 def task_prompts(spec: TaskSpec, data, language: str, settings: dict) -> Prompts:
+    custom = getattr(data, "custom_prompts", None)  # run --templates / --classnames (benchmark.custom_prompts)
+    if custom is not None:
+        return custom.apply(lambda: declared_prompts(spec, data, language, settings), spec.name, data.num_classes)
+    return declared_prompts(spec, data, language, settings)
+
+
+def declared_prompts(spec: TaskSpec, data, language: str, settings: dict) -> Prompts:
     if settings.get("prompts"):  # the protocol's prompt file for this task and language
         found = prompt_files.load(settings["prompts"], language, spec.num_classes)
     elif spec.prompts:
@@ -159,13 +166,13 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
     scores = {"logits": metrics.classifier_logits(images.embeddings, classifier.embeddings),
               "labels": torch.as_tensor(data.labels),
               "settings": settings}
-    return scores, Outcome(len(data.images), len(prompts.classnames) * len(prompts.templates), images.seconds,
+    return scores, Outcome(len(data.images), prompts.n_texts, images.seconds,
                            images.reused, data.num_classes, prompts).embedded_with(images, classifier)
 
 
 def facts(spec: TaskSpec, data, language: str, settings: dict) -> dict:
     prompts = task_prompts(spec, data, language, settings)
-    return {"n_texts": len(prompts.classnames) * len(prompts.templates), "n_classes": data.num_classes, "prompts": prompts}
+    return {"n_texts": prompts.n_texts, "n_classes": data.num_classes, "prompts": prompts}
 
 
 KIND = Kind("classification", METRICS, {"images": lambda s: s["logits"].shape[0]}, check, score,
