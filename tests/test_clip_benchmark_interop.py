@@ -253,6 +253,10 @@ def test_compare_imported_with_imported_and_refuse_them_against_clipbench(cb_res
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith("error: ") and "holds only results imported from CLIP_benchmark" in done.stderr
         assert str(cb_results) in done.stderr and "clipbench table" in done.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = clipbench("compare", str(empty), "--baseline", str(cb_results))  # nothing to compare: not a provenance clash
+    assert done.returncode == 1 and "has none of the 4 entries" in done.stderr, done.stderr
 
 
 def test_plot_draws_imported_results(cb_results, tmp_path):

@@ -39,7 +39,7 @@ def check_provenance(current: list[BaselineEntry], baseline: list[BaselineEntry]
     (their groups are marked, so they never meet clipbench's): the returned note says that their likeness is
     assumed, not checked; None when no imported entry is compared."""
     ours, theirs = {e.imported for e in current}, {e.imported for e in baseline}  # None: clipbench's own
-    if (ours == {None} and None not in theirs) or (theirs == {None} and None not in ours):
+    if ours and theirs and ((ours == {None} and None not in theirs) or (theirs == {None} and None not in ours)):
         imported, other, sources = (before, run, theirs) if ours == {None} else (run, before, ours)
         raise ClipbenchError(
             f"{imported} holds only results imported from {' and '.join(sorted(sources))} and {other} only "
