@@ -19,10 +19,12 @@ sides; image_retrieval_recall@K (a caption finds its image: text->image) is our 
 text_retrieval_recall@K (an image finds one of its captions) our i2t_recall@K, for K in 1, 5, 10 (other
 K's, from --recall_k, have no clipbench metric: left out with a note). When all three K's of a direction are
 there, its mean recall (and with both directions, mean_recall) is derived, as our retrieval kind defines them,
-and listed under `imported.derived`. Datasets: `SAME_DATA` maps a CLIP_benchmark dataset to our task only where
-both evaluate the same images of the same split (the split is not in the file: CLIP_benchmark's default,
-test, is assumed); every other dataset keeps its name behind "cb:" (`cb:wds/vtab/pcam`). Languages: its
-classification class-name files are named `cn` and `jp`, which are our `zh` and `ja`.
+and listed under `imported.derived`. Datasets (the split is not in the file: CLIP_benchmark's default, test, is
+assumed): its published webdatasets keep their names in English (`wds/vtab/pcam`, which is also `clipbench run
+--task wds/vtab/pcam`); `SAME_DATA` maps its other datasets to our task where both evaluate the same images of the
+same split (`cifar10` is our `cifar-10`); every other one keeps its name behind "cb:" (`cb:sun397`, and
+`cb:wds/vtab/pcam` in another language). Languages: its classification class-name files are named `cn` and `jp`,
+which are our `zh` and `ja`.
 """
 
 from __future__ import annotations
@@ -48,36 +50,44 @@ DIRECTIONS = (("image_retrieval", "t2i"), ("text_retrieval", "i2t"))  # theirs, 
 RECALL = re.compile(r"(image_retrieval|text_retrieval)_recall@(\d+)")
 LANGUAGES = {"cn": "zh", "jp": "ja"}  # CLIP_benchmark's classification language codes -> ours
 
+# CLIP_benchmark's published webdatasets (its benchmark/webdatasets.txt @ b4b6a33c8dc01fe44acf24f24f71ac7585d52571):
+# `clipbench run --task wds/<name>` evaluates the same test split under the same name (issue 12), so an English
+# result of one of these keeps its name. CLIP_benchmark reads a webdataset's own class names and templates
+# whatever --language says, so a result of another language is not what it says: it stays under "cb:".
+PUBLISHED_WDS = frozenset("wds/" + name for name in (
+    "mscoco_captions flickr8k flickr30k imagenet1k imagenetv2 imagenet_sketch imagenet-a imagenet-r imagenet-o objectnet "
+    "fer2013 voc2007 voc2007_multilabel sun397 cars fgvc_aircraft mnist stl10 gtsrb country211 renderedsst2 "
+    "vtab/caltech101 vtab/cifar10 vtab/cifar100 vtab/clevr_count_all vtab/clevr_closest_object_distance "
+    "vtab/diabetic_retinopathy vtab/dmlab vtab/dsprites_label_orientation vtab/dsprites_label_x_position "
+    "vtab/dsprites_label_y_position vtab/dtd vtab/eurosat vtab/kitti_closest_vehicle_distance vtab/flowers vtab/pets "
+    "vtab/pcam vtab/resisc45 vtab/smallnorb_label_azimuth vtab/smallnorb_label_elevation vtab/svhn").split())
+
 # (CLIP_benchmark dataset names, our task, its main score, languages (None: any), why the images are the same).
-# The wds/ names are LAION's webdataset conversions of the same splits (clip_benchmark_export_wds), vtab/ ones
-# VTAB's (task_adaptation), whose test split is the official one for these datasets. Retrieval is mapped for
-# English only: CLIP_benchmark's mscoco_captions has English captions whatever --language says, and its
-# flickr30k zh captions are not Flickr30k-CN's split. Left unmapped on purpose, the sizes or labels differing
-# or unverified: caltech101 (torchvision: no split; VTAB: 6,085 images, ELEVATER 6,084), dtd (which of ten
-# partitions), eurosat and resisc45 (other splits), fer2013 (7,178 test images, ELEVATER 3,589), voc2007 (cropped
-# objects) and voc2007_multilabel (same 4,952 images, labels with 'difficult' objects not checked against
-# ELEVATER's), pcam and kitti (same sizes, images not checked).
+# The vtab/ names are VTAB's splits (task_adaptation), whose test split is the official one for these datasets.
+# Retrieval is mapped for English only: CLIP_benchmark's mscoco_captions has English captions whatever
+# --language says, and its flickr30k zh captions are not Flickr30k-CN's split. Left unmapped on purpose, the
+# sizes or labels differing or unverified: caltech101 (torchvision: no split; VTAB: 6,085 images, ELEVATER
+# 6,084), dtd (which of ten partitions), eurosat and resisc45 (other splits), fer2013 (7,178 test images,
+# ELEVATER 3,589), voc2007 (cropped objects) and voc2007_multilabel (same 4,952 images, labels with 'difficult'
+# objects not checked against ELEVATER's), pcam and kitti (same sizes, images not checked).
 SAME_DATA = (
-    (("cifar10", "wds/cifar10", "vtab/cifar10", "wds/vtab/cifar10"), "cifar-10", "acc1", None,
-     "CIFAR-10's official test split, 10,000 images"),
-    (("cifar100", "wds/cifar100", "vtab/cifar100", "wds/vtab/cifar100"), "cifar-100", "acc1", None,
-     "CIFAR-100's official test split, 10,000 images"),
-    (("imagenet1k", "wds/imagenet1k"), "imagenet1k", "acc1", None, "ILSVRC-2012 validation, 50,000 images"),
-    (("food101", "wds/food101"), "food-101", "acc1", None, "Food-101's official test split, 25,250 images"),
-    (("mnist", "wds/mnist"), "mnist", "acc1", None, "MNIST's official test split, 10,000 images"),
-    (("gtsrb", "wds/gtsrb"), "gtsrb", "acc1", None, "GTSRB's official test split, 12,630 images"),
-    (("country211", "wds/country211"), "country211", "acc1", None, "Country211's test split, 21,100 images"),
-    (("cars", "wds/cars"), "stanford-cars", "acc1", None, "Stanford Cars' official test split, 8,041 images"),
-    (("fgvc_aircraft", "wds/fgvc_aircraft"), "fgvc-aircraft-2013b-variants102", "mean_per_class_recall", None,
+    (("cifar10", "vtab/cifar10"), "cifar-10", "acc1", None, "CIFAR-10's official test split, 10,000 images"),
+    (("cifar100", "vtab/cifar100"), "cifar-100", "acc1", None, "CIFAR-100's official test split, 10,000 images"),
+    (("imagenet1k",), "imagenet1k", "acc1", None, "ILSVRC-2012 validation, 50,000 images"),
+    (("food101",), "food-101", "acc1", None, "Food-101's official test split, 25,250 images"),
+    (("mnist",), "mnist", "acc1", None, "MNIST's official test split, 10,000 images"),
+    (("gtsrb",), "gtsrb", "acc1", None, "GTSRB's official test split, 12,630 images"),
+    (("country211",), "country211", "acc1", None, "Country211's test split, 21,100 images"),
+    (("cars",), "stanford-cars", "acc1", None, "Stanford Cars' official test split, 8,041 images"),
+    (("fgvc_aircraft",), "fgvc-aircraft-2013b-variants102", "mean_per_class_recall", None,
      "FGVC-Aircraft's test split (variants), 3,333 images"),
-    (("pets", "vtab/pets", "wds/vtab/pets"), "oxford-iiit-pets", "mean_per_class_recall", None,
+    (("pets", "vtab/pets"), "oxford-iiit-pets", "mean_per_class_recall", None,
      "Oxford-IIIT Pet's official test split, 3,669 images"),
-    (("flowers", "vtab/flowers", "wds/vtab/flowers"), "oxford-flower-102", "mean_per_class_recall", None,
+    (("flowers", "vtab/flowers"), "oxford-flower-102", "mean_per_class_recall", None,
      "Oxford Flowers-102's official test split, 6,149 images"),
-    (("renderedsst2", "wds/renderedsst2"), "rendered-sst2", "acc1", None, "Rendered SST2's test split, 1,821 images"),
-    (("mscoco_captions", "wds/mscoco_captions"), "mscoco", "mean_recall", ("en",),
-     "MS COCO Karpathy 5k test, every English caption"),
-    (("flickr30k", "wds/flickr30k"), "flickr30k", "mean_recall", ("en",), "Flickr30k Karpathy 1k test, English captions"),
+    (("renderedsst2",), "rendered-sst2", "acc1", None, "Rendered SST2's test split, 1,821 images"),
+    (("mscoco_captions",), "mscoco", "mean_recall", ("en",), "MS COCO Karpathy 5k test, every English caption"),
+    (("flickr30k",), "flickr30k", "mean_recall", ("en",), "Flickr30k Karpathy 1k test, English captions"),
 )
 _BY_NAME = {name: entry for entry in SAME_DATA for name in entry[0]}
 _BY_TASK = {entry[1]: entry for entry in SAME_DATA}
@@ -105,6 +115,8 @@ def our_task(dataset: str, language: str) -> tuple[str, str | None]:
     of our tasks)."""
     if dataset.startswith(EXPORTED):  # written by `clipbench export`: our own task name
         return dataset[len(EXPORTED):], None
+    if dataset in PUBLISHED_WDS and language == "en":
+        return dataset, None
     entry = _BY_NAME.get(dataset)
     if entry is not None and (entry[3] is None or language in entry[3]):
         return entry[1], entry[2]
@@ -118,6 +130,8 @@ def their_dataset(task: str, language: str) -> str:
         return entry[0][0]
     if task.startswith(UNMAPPED):
         return task[len(UNMAPPED):]
+    if task in PUBLISHED_WDS:
+        return task
     return EXPORTED + task
 
 

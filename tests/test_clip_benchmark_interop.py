@@ -1,8 +1,8 @@
 """CLIP_benchmark interop (issue 12), checked against CLIP_benchmark 1.6.2 itself.
 
 The CLIP_benchmark result JSONs read here are written by its own `clip_benchmark eval` (cli.main, in a
-subprocess) with the bundled tiny-shapes model on small local webdatasets named as its datasets are
-(wds/cifar10, wds/flickr30k, ...); the CSVs compared with ours are written by its own `clip_benchmark build`.
+subprocess) with the bundled tiny-shapes model on small local data in its layouts, named as its datasets are
+(wds/vtab/cifar10, flickr30k); the CSVs compared with ours are written by its own `clip_benchmark build`.
 Two substitutions, both only where this environment needs them: modules its cli imports at the top but the
 paths run here never call (`requests`, `pycocoevalcap`: not installed here) are empty stand-ins, so a path that
 did call them would fail; and its top-k `accuracy()`, which raises under numpy 2.4 (float() of a 1-element
@@ -80,24 +80,33 @@ def cb_results(tmp_path_factory):
     classes = root / "data" / "classes"
     write_wds(classes, [{"image": img, "cls": label} for img, label in shapes.classification_samples(30, seed=5)],
               classnames=shapes.class_names("en"), templates=["a photo of a {c}.", "a drawing of a {c}."])
+    samples = list(shapes.caption_samples(20, seed=7))
     captions = root / "data" / "captions"
-    write_wds(captions, [{"image": img, "txt": caps["en"]} for img, caps in shapes.caption_samples(20, seed=7)],
-              dataset_type="retrieval")
+    write_wds(captions, [{"image": img, "txt": caps["en"]} for img, caps in samples], dataset_type="retrieval")
+    flickr = root / "data" / "flickr30k"  # its Flickr layout: images and flickr30k_test_karpathy.txt
+    flickr.mkdir()
+    lines = ["image,caption"]
+    for i, (image, caps) in enumerate(samples):
+        image.save(flickr / f"{i:04d}.jpg")
+        lines += [f"{i:04d}.jpg,{caption}" for caption in caps["en"]]
+    (flickr / "flickr30k_test_karpathy.txt").write_text("\n".join(lines) + "\n")
     out = root / "results"
     out.mkdir()
     common = ["--model", MODEL, "--pretrained", "", "--num_workers", "0", "--quiet", "--no_amp",
               "--output", str(out / "{dataset}_{language}_{task}.json")]
     clip_benchmark(
-        ["eval", "--dataset", "wds/cifar10", "--dataset_root", str(classes), *common],
-        ["eval", "--dataset", "wds/shapes", "--dataset_root", str(classes), "--language", "cn", *common],
-        ["eval", "--dataset", "wds/flickr30k", "--dataset_root", str(captions), "--task", "zeroshot_retrieval",
-         "--recall_k", "1", "5", "10", *common],
+        ["eval", "--dataset", "wds/vtab/cifar10", "--dataset_root", str(classes), *common],
+        ["eval", "--dataset", "wds/vtab/cifar10", "--dataset_root", str(classes), "--language", "cn", *common],
+        ["eval", "--dataset", "flickr30k", "--dataset_root", str(flickr), "--recall_k", "1", "5", "10", *common],
         ["eval", "--dataset", "wds/captions", "--dataset_root", str(captions), "--task", "zeroshot_retrieval", *common],
     )
     files = {path.name: path for path in out.glob("*.json")}
-    assert sorted(files) == ["captions_en_zeroshot_retrieval.json", "cifar10_en_zeroshot_classification.json",
-                             "flickr30k_en_zeroshot_retrieval.json", "shapes_cn_zeroshot_classification.json"]
+    assert sorted(files) == [CAPTIONS, FLICKR, CIFAR_CN, CIFAR]
     return out
+
+
+CIFAR, CIFAR_CN = "vtab_cifar10_en_zeroshot_classification.json", "vtab_cifar10_cn_zeroshot_classification.json"
+FLICKR, CAPTIONS = "flickr30k_en_zeroshot_retrieval.json", "captions_en_zeroshot_retrieval.json"
 
 
 def raw(folder: Path, name: str) -> dict:
@@ -117,6 +126,10 @@ def clipbench_result(task: str, metrics: dict, group: str = "ours") -> Result:
         "dataset": {"format": spec.dataset.format, "fingerprint": f"fp-{task}", "n_images": 10},
         "prompts": None if spec.kind != "classification" else {"origin": "test", "sha256": "sha", "n_templates": 1},
         "protocol": {"name": "clip-benchmark", "settings": {}}})
+
+
+RECALLS = {"t2i_recall@1": 0.1, "t2i_recall@5": 0.5, "t2i_recall@10": 0.7, "i2t_recall@1": 0.2, "i2t_recall@5": 0.6,
+           "i2t_recall@10": 0.8, "t2i_mean_recall": 13 / 30, "i2t_mean_recall": 16 / 30, "mean_recall": 29 / 60}
 
 
 # ------------------------------------------------------------------------------------------- the name tables
@@ -143,7 +156,13 @@ def test_mapped_tasks_exist_with_the_stated_main_score_and_size():
         assert set(interop.FALLBACK_MAIN[kind]) <= set(METRICS_BY_KIND[kind])
     # retrieval maps English only: CLIP_benchmark's mscoco_captions is English whatever --language says
     assert interop.our_task("mscoco_captions", "pt") == ("cb:mscoco_captions", None)
-    assert interop.our_task("wds/vtab/pcam", "en") == ("cb:wds/vtab/pcam", None)
+    assert interop.our_task("sun397", "en") == ("cb:sun397", None)
+    # its published webdatasets are `run --task wds/<name>` under the same name, in English only
+    assert len(interop.PUBLISHED_WDS) == 41
+    assert interop.our_task("wds/vtab/pcam", "en") == ("wds/vtab/pcam", None)
+    assert interop.our_task("wds/vtab/pcam", "pt") == ("cb:wds/vtab/pcam", None)
+    assert interop.their_dataset("wds/vtab/pcam", "en") == "wds/vtab/pcam"
+    assert interop.our_task("wds/mydata", "en") == ("cb:wds/mydata", None)
 
 
 # -------------------------------------------------------------------------------------------------- reading
@@ -164,14 +183,15 @@ def test_clip_benchmark_files_are_read_with_our_names(cb_results):
                 (math.isnan(result.metrics[ours]) and math.isnan(written["metrics"][theirs]))
         assert set(imported.metrics.values()) == set(written["metrics"])
 
-    cifar = results["cifar10_en_zeroshot_classification.json"]
-    assert (cifar.task, cifar.kind, cifar.language, cifar.main_score) == ("cifar-10", "classification", "en", "acc1")
+    cifar = results[CIFAR]  # a published webdataset: `clipbench run --task wds/vtab/cifar10` under the same name
+    assert (cifar.task, cifar.kind, cifar.language, cifar.main_score) == ("wds/vtab/cifar10", "classification", "en", "acc1")
     assert set(cifar.metrics) == {"acc1", "acc5", "mean_per_class_recall"}
-    shapes = results["shapes_cn_zeroshot_classification.json"]
-    assert (shapes.task, shapes.language) == ("cb:wds/shapes", "zh")  # its cn class names are our zh
+    # its cn is our zh; but a webdataset is read in English whatever --language says: not our task
+    chinese = results[CIFAR_CN]
+    assert (chinese.task, chinese.language, chinese.imported.language) == ("cb:wds/vtab/cifar10", "zh", "cn")
 
-    flickr = results["flickr30k_en_zeroshot_retrieval.json"]
-    written = raw(cb_results, "flickr30k_en_zeroshot_retrieval.json")["metrics"]
+    flickr = results[FLICKR]
+    written = raw(cb_results, FLICKR)["metrics"]
     assert (flickr.task, flickr.main_score) == ("flickr30k", "mean_recall")
     for k in (1, 5, 10):  # image retrieval = a caption finds its image = t2i
         assert flickr.metrics[f"t2i_recall@{k}"] == written[f"image_retrieval_recall@{k}"]
@@ -182,13 +202,13 @@ def test_clip_benchmark_files_are_read_with_our_names(cb_results):
     assert flickr.metrics["mean_recall"] == pytest.approx((t2i + i2t) / 2, abs=1e-12)
     assert flickr.imported.derived == ["t2i_mean_recall", "i2t_mean_recall", "mean_recall"]
 
-    default_k = results["captions_en_zeroshot_retrieval.json"]  # --recall_k's default: 5 only
+    default_k = results[CAPTIONS]  # --recall_k's default: 5 only
     assert (default_k.task, default_k.main_score) == ("cb:wds/captions", "t2i_recall@5")
     assert set(default_k.metrics) == {"t2i_recall@5", "i2t_recall@5"} and not default_k.imported.derived
 
 
 def test_a_file_from_before_the_language_flag_reads_as_english(cb_results, tmp_path):
-    old = raw(cb_results, "cifar10_en_zeroshot_classification.json")
+    old = raw(cb_results, CIFAR)
     del old["language"]  # the cli's dump before commit 532a99e (2022-11): dataset, model, pretrained, task, metrics
     (tmp_path / "old.json").write_text(json.dumps(old))
     result = Result.from_disk(tmp_path / "old.json")
@@ -196,7 +216,7 @@ def test_a_file_from_before_the_language_flag_reads_as_english(cb_results, tmp_p
 
 
 def test_recalls_at_other_k_are_left_out_with_a_note(cb_results, tmp_path):
-    data = raw(cb_results, "flickr30k_en_zeroshot_retrieval.json")
+    data = raw(cb_results, FLICKR)
     data["metrics"]["image_retrieval_recall@50"] = 1.0
     (tmp_path / "k50.json").write_text(json.dumps(data))
     notes = []
@@ -210,7 +230,7 @@ def test_recalls_at_other_k_are_left_out_with_a_note(cb_results, tmp_path):
 
 def test_table_shows_imported_rows_next_to_clipbench_results(cb_results, tmp_path):
     ours = tmp_path / "ours"
-    clipbench_result("cifar-10", {"acc1": 0.5, "acc5": 0.9}).write(ours / "cifar-10.en.json")
+    clipbench_result("flickr30k", RECALLS).write(ours / "flickr30k.en.json")
     done = clipbench("table", str(cb_results), str(ours), str(GOLDEN))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -219,9 +239,13 @@ def test_table_shows_imported_rows_next_to_clipbench_results(cb_results, tmp_pat
             ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:] if line.startswith("|"))}
     imported = f"{MODEL} (imported)"
     assert set(rows) == {imported, "ours", "tiny-shapes"}
-    acc1 = raw(cb_results, "cifar10_en_zeroshot_classification.json")["metrics"]["acc1"]
-    assert rows[imported]["cifar-10"].strip("*") == f"{100 * acc1:.2f}" and rows["ours"]["cifar-10"].strip("*") == "50.00"
-    assert rows["tiny-shapes"]["cifar-10"] == "–" and rows[imported]["shapes/en"] == "–"
+    flickr = raw(cb_results, FLICKR)["metrics"]
+    mean_recall = sum(flickr.values()) / 6  # their six recalls; the mean_recall column, as ours
+    assert rows[imported]["flickr30k"].strip("*") == f"{100 * mean_recall:.2f}"
+    assert rows["ours"]["flickr30k"].strip("*") == f"{100 * RECALLS['mean_recall']:.2f}"
+    acc1 = raw(cb_results, CIFAR)["metrics"]["acc1"]
+    assert rows[imported]["wds/vtab/cifar10"].strip("*") == f"{100 * acc1:.2f}"
+    assert rows["tiny-shapes"]["flickr30k"] == "–" and rows[imported]["shapes/en"] == "–"
     note = [line for line in lines if line.startswith("(imported): ")]
     assert len(note) == 1 and "4 result(s) read from CLIP_benchmark" in note[0] and "no dataset fingerprint" in note[0]
     as_csv = clipbench("table", str(cb_results), str(ours), "--format", "csv")
@@ -242,9 +266,9 @@ def test_compare_imported_with_imported_and_refuse_them_against_clipbench(cb_res
     assert done.returncode == 0 and "**PASS**" in done.stdout, done.stdout + done.stderr
     assert "note: 4 entries imported" in done.stdout and "assumed, not checked" in done.stdout
 
-    dropped = raw(cb_results, "cifar10_en_zeroshot_classification.json")
+    dropped = raw(cb_results, CIFAR)
     dropped["metrics"]["acc1"] -= 0.05
-    (mixed / "cifar10_en_zeroshot_classification.json").write_text(json.dumps(dropped))
+    (mixed / CIFAR).write_text(json.dumps(dropped))
     done = clipbench("compare", str(mixed), "--baseline", str(baseline))
     assert done.returncode == 1 and "REGRESSION" in done.stdout
 
@@ -262,7 +286,7 @@ def test_compare_imported_with_imported_and_refuse_them_against_clipbench(cb_res
 def test_plot_draws_imported_results(cb_results, tmp_path):
     done = clipbench("plot", str(cb_results), "-o", str(tmp_path / "plots"))
     assert done.returncode == 0, done.stderr
-    assert {Path(p).name for p in done.stdout.split()} >= {"bar_cifar-10_en.png", "bar_flickr30k_en.png", "heatmap.png"}
+    assert len(done.stdout.split()) == 4 + 1 and {"bar_flickr30k_en.png", "heatmap.png"} <= {Path(p).name for p in done.stdout.split()}
 
 
 # ----------------------------------------------------------------------------------------------- export
@@ -321,9 +345,7 @@ def test_clipbench_results_round_trip_through_clip_benchmark_files(tmp_path):
 
 def test_export_of_a_mapped_task_uses_clip_benchmark_names(tmp_path):
     ours = tmp_path / "ours"
-    clipbench_result("flickr30k", {"t2i_recall@1": 0.1, "t2i_recall@5": 0.5, "t2i_recall@10": 0.7, "i2t_recall@1": 0.2,
-                                   "i2t_recall@5": 0.6, "i2t_recall@10": 0.8, "t2i_mean_recall": 13 / 30,
-                                   "i2t_mean_recall": 16 / 30, "mean_recall": 29 / 60}).write(ours / "flickr30k.en.json")
+    clipbench_result("flickr30k", RECALLS).write(ours / "flickr30k.en.json")
     clipbench_result("voc-2007-classification", {"map_11point": 0.7}).write(ours / "voc.en.json")
     done = clipbench("export", str(ours), "--format", "clip-benchmark", "-o", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
@@ -361,7 +383,7 @@ BROKEN = {
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_a_broken_clip_benchmark_file_is_one_line_naming_file_and_key(cb_results, tmp_path, case):
     change, needle = BROKEN[case]
-    data = raw(cb_results, "cifar10_en_zeroshot_classification.json")
+    data = raw(cb_results, CIFAR)
     change(data)
     (tmp_path / "bad.json").write_text(json.dumps(data))
     for command in (("table", str(tmp_path)), ("compare", str(tmp_path), "--baseline", str(cb_results)),
@@ -370,14 +392,14 @@ def test_a_broken_clip_benchmark_file_is_one_line_naming_file_and_key(cb_results
 
 
 def test_truncated_json_and_export_mistakes(cb_results, tmp_path):
-    (tmp_path / "cut.json").write_text(json.dumps(raw(cb_results, "cifar10_en_zeroshot_classification.json"))[:40])
+    (tmp_path / "cut.json").write_text(json.dumps(raw(cb_results, CIFAR))[:40])
     _one_error_line(clipbench("table", str(tmp_path / "cut.json")), 1, str(tmp_path / "cut.json"), "not readable as JSON")
     _one_error_line(clipbench("export", str(cb_results), "--format", "csv", "-o", str(tmp_path / "o")), 2,
                     "unknown export format 'csv'; use one of clip-benchmark")
     twice = tmp_path / "twice"
     for i in (1, 2):  # two copies of one file would be written to one name
         (twice / str(i)).mkdir(parents=True)
-        (twice / str(i) / "r.json").write_bytes((cb_results / "cifar10_en_zeroshot_classification.json").read_bytes())
+        (twice / str(i) / "r.json").write_bytes((cb_results / CIFAR).read_bytes())
     # read_all refuses nothing here (two folders); export refuses the clash
     _one_error_line(clipbench("export", str(twice / "1"), str(twice / "2"), "--format", "clip-benchmark", "-o",
                               str(tmp_path / "o")), 2, "would both be written to", "export them to separate folders")
