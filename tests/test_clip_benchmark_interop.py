@@ -403,3 +403,15 @@ def test_truncated_json_and_export_mistakes(cb_results, tmp_path):
     # read_all refuses nothing here (two folders); export refuses the clash
     _one_error_line(clipbench("export", str(twice / "1"), str(twice / "2"), "--format", "clip-benchmark", "-o",
                               str(tmp_path / "o")), 2, "would both be written to", "export them to separate folders")
+
+
+def test_a_paper_layout_refuses_imported_results_without_force(cb_results):
+    from benchmark.errors import ClipbenchError
+    from benchmark.report.table import build_table
+
+    imported = [r for r in read_all([cb_results]) if r.task == "flickr30k"]
+    with pytest.raises(ClipbenchError) as refused:
+        build_table(imported, layout="altclip-flickr30k")
+    assert refused.value.exit_code == 2 and f"'{interop.PROTOCOL}'" in str(refused.value)
+    shown = build_table(imported, layout="altclip-flickr30k", force=True)
+    assert shown.notes and shown.notes[-1].startswith("(imported): 1 result(s) read from CLIP_benchmark")
