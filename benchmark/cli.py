@@ -36,7 +36,7 @@ def run(
     output: Path = typer.Option(Path("results/runs"), "--output", "-o", help="Folder for the result JSON files."),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (autocast; similarities stay float32)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 or fp16 (autocast; similarities stay float32). Default: the protocol's (clipbench's: fp32)."),
     num_workers: int = typer.Option(min(4, os.cpu_count() or 1), "--num-workers", "-j", help="DataLoader workers decoding images."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow transformers models that ship their own code."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="CLIPBENCH_DATA_ROOT", help="Folder holding datasets in their publishers' layouts."),
@@ -48,16 +48,27 @@ def run(
     protocol: str = typer.Option("clipbench", "--protocol", help="A paper's evaluation choices (template averaging, preprocessing, prompts); see 'clipbench list protocols'."),
     save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write each query's top predictions beside each result, as <result>.predictions.jsonl."),
     save_queries: bool = typer.Option(False, "--save-queries", help="Also write each query's outcomes beside each result, as <result>.queries.npz (for compare --paired, table --significance)."),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="I/N", help="Run only part I of N of the (checkpoint, task, language) jobs, 1-based (1/N ... N/N): every N-th job from the I-th. N runs (a Slurm array, N CI jobs) into one --output split the work; 'clipbench table' merges their results."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute jobs whose result file is already there with the same provenance (by default they are skipped)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache on disk."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="CLIPBENCH_CACHE", help="The embedding cache folder (default ~/.cache/clipbench)."),
+    cache_chunk_size: int = typer.Option(2048, "--cache-chunk-size", help="Images per chunk of the embedding cache: a run killed part-way resumes from its last chunk."),
 ):
-    """Evaluate one model on tasks; write one JSON per (task, language) and print a table."""
+    """Evaluate one model on tasks; write one JSON per (task, language) and print a table.
+
+    Data-parallel: torchrun --nproc-per-node N -m benchmark run ... splits every dataset's images and texts
+    across N processes (GPUs, or CPU processes over gloo); rank 0 prints and writes the results.
+    """
     from .run import RunOptions, run as run_jobs
     from .report.table import run_table
 
     options = RunOptions(output, batch_size, device, precision, num_workers, trust_remote_code, group, seed, bootstrap, limit, text_field,
                          data_root=_data_root(data_root), protocol=protocol, save_predictions=save_predictions,
-                         save_queries=save_queries)
+                         save_queries=save_queries, shard=shard, overwrite=overwrite,
+                         cache=not no_cache, cache_dir=cache_dir, cache_chunk_size=cache_chunk_size)
     results = run_jobs(model, task, language, options, pretrained, echo=lambda line: typer.echo(line, err=True))
-    typer.echo(run_table(results))
+    if results:  # none: other ranks of a data-parallel run, or a --shard part without jobs
+        typer.echo(run_table(results))
 
 
 @app.command("list")
@@ -109,6 +120,37 @@ def data_download(
     root = _data_root(data_root)
     for spec in resolve(task):
         typer.echo(f"{spec.name}: {download(spec, root)}")
+
+
+cache_app = typer.Typer(help="The embedding cache on disk ($CLIPBENCH_CACHE, default ~/.cache/clipbench).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+CACHE_DIR = typer.Option(None, "--cache-dir", envvar="CLIPBENCH_CACHE", help="The cache folder (default ~/.cache/clipbench).")
+
+
+def _cache_root(cache_dir: Optional[Path]) -> Path:
+    from .cache import default_root
+
+    return (cache_dir or default_root()).expanduser()
+
+
+@cache_app.command("list")
+def cache_list(cache_dir: Optional[Path] = CACHE_DIR,
+               verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show each entry's whole key.")):
+    """Show the entries (least recently used first) with their kind, state, size, last use and what they embed."""
+    from .cache_entries import render
+
+    typer.echo(render(_cache_root(cache_dir), verbose))
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: Optional[Path] = CACHE_DIR,
+                older_than: Optional[str] = typer.Option(None, "--older-than", help="Only entries not used for this long: 90s, 30m, 12h, 7d, 2w.")):
+    """Remove the cache's entries (all, or those not used for --older-than)."""
+    from .cache_entries import clear, human_size
+
+    root = _cache_root(cache_dir)
+    removed, freed = clear(root, older_than)
+    typer.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'} ({human_size(freed)}) from {root}")
 
 
 baseline_app = typer.Typer(help="Baselines for regression checks.", no_args_is_help=True)

@@ -7,12 +7,17 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .distributed import current, embed_split
+from .cache import DEFAULT_CHUNK, DiskCache
+from .cache_keys import image_key, model_identity, preprocessing_identity, text_key
 from .errors import ClipbenchError
 from .models.base import Encoder, transform_id
 from .prompts import Prompts
@@ -74,13 +79,21 @@ def _sigint_deferred():
 
 
 def _progress(total: int, desc: str):
-    return tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=desc, unit="img", disable=None if current().is_main else True, file=sys.stderr, leave=False)
 
 
 def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: int = 2, desc: str = "images",
                  transform=None, indices: range | None = None) -> torch.Tensor:
     """(N, D) float32, L2-normalised, in the source's order, on the CPU; with `indices`, the rows of those
-    images only (len(indices), D), in that order."""
+    images only (len(indices), D), in that order. Under torchrun, each rank embeds its whole batches of the
+    block and all receive every row (a collective: every rank calls it with the same block)."""
+    block = range(len(source)) if indices is None else indices
+    return embed_split(block, lambda mine: _embed_images(encoder, source, batch_size, num_workers, desc, transform, mine),
+                       batch_size)
+
+
+def _embed_images(encoder: Encoder, source, batch_size: int, num_workers: int, desc: str, transform,
+                  indices: range) -> torch.Tensor:
     dataset = ImageDataset(source, transform or encoder.preprocess, indices)
     loader = DataLoader(
         dataset,
@@ -111,9 +124,12 @@ def embed_images(encoder: Encoder, source, batch_size: int = 64, num_workers: in
 
 
 def embed_texts(encoder: Encoder, texts: list[str], batch_size: int = 256, normalise: bool = True) -> torch.Tensor:
-    """(T, D) float32, L2-normalised unless normalise=False."""
-    chunks = [encoder.encode_texts(texts[i:i + batch_size], normalise).cpu() for i in range(0, len(texts), batch_size)]
-    return torch.cat(chunks) if chunks else torch.zeros(0, 0)
+    """(T, D) float32, L2-normalised unless normalise=False. Under torchrun, split as embed_images is."""
+    def embed_block(rows: range) -> torch.Tensor:
+        chunks = [encoder.encode_texts(texts[i:min(i + batch_size, rows.stop)], normalise).cpu()
+                  for i in range(rows.start, rows.stop, batch_size)]
+        return torch.cat(chunks) if chunks else torch.zeros(0, 0)
+    return embed_split(range(len(texts)), embed_block, batch_size)
 
 
 def build_classifier(encoder: Encoder, prompts: Prompts, batch_size: int = 256,
@@ -133,23 +149,111 @@ def average_templates(per_class: torch.Tensor) -> torch.Tensor:
     return F.normalize(per_class.mean(dim=1), dim=-1)
 
 
-class ImageEmbeddingCache:
-    """Image embeddings of one run, keyed by dataset fingerprint and preprocessing, so tasks and
-    languages that share images embed them once."""
+@dataclass
+class Embedded:
+    """Embeddings of one job and where they came from (recorded in its result)."""
 
-    def __init__(self):
-        self._store: dict[tuple, tuple[torch.Tensor, float]] = {}
+    embeddings: torch.Tensor
+    seconds: float = 0.0  # spent computing (or reading) them, where they were first made in this run
+    reused: bool = False  # made earlier in this run, for another task or language
+    from_disk: bool | None = None  # read whole from the disk cache; None when it is off (or cannot key them)
+    embedded: int = 0  # rows this job computed itself (fewer than all when a killed run's chunks were resumed)
+
+
+class EmbeddingCache:
+    """Embeddings of one run with one encoder: images by dataset fingerprint and preprocessing, so that tasks and
+    languages that share images embed them once; with `disk` (benchmark.cache), also image and text embeddings
+    kept between runs, images filled in resumable chunks of `chunk_size`.
+
+    `embed` has embed_images' signature: the one function that computes a block of rows (a data-parallel run
+    passes one that splits each block across ranks). Blocks start at multiples of the batch size."""
+
+    def __init__(self, disk: DiskCache | None = None, chunk_size: int = DEFAULT_CHUNK, embed: Callable = None):
+        self._store: dict[tuple, Embedded] = {}
+        self.disk = disk
+        self.chunk_size = chunk_size
+        self.embed = embed or embed_images
+        self._unkeyed: set[str] = set()
+        self._identities: dict[str, dict | None] = {}
+
+    def _model(self, encoder: Encoder) -> dict | None:
+        if encoder.name not in self._identities:
+            self._identities[encoder.name] = model_identity(encoder.info)
+        identity = self._identities[encoder.name]
+        if identity is None:
+            self._note(encoder.name, f"{encoder.name}: its weights cannot be identified (no checkpoint file to hash, "
+                                     "no hub commit); its embeddings are not kept in the disk cache")
+        return identity
+
+    def _note(self, what: str, line: str) -> None:
+        if what not in self._unkeyed:
+            self._unkeyed.add(what)
+            self.disk.warn(f"warning: {line}")
+
+    def images(self, encoder: Encoder, source, batch_size: int, num_workers: int, center_crop: bool = True) -> Embedded:
+        transform = encoder.transform(center_crop)
+        memory_key = (encoder.name, transform_id(transform), source.fingerprint)
+        if memory_key in self._store:
+            first = self._store[memory_key]
+            return Embedded(first.embeddings, first.seconds, True, first.from_disk, 0)
+        start = time.perf_counter()
+
+        def compute(block: range) -> torch.Tensor:
+            desc = source.location if len(block) == len(source) else f"{source.location} [{block.start}:{block.stop}]"
+            return self.embed(encoder, source, batch_size, num_workers, desc=desc, transform=transform, indices=block)
+
+        key = self._image_key(encoder, source, batch_size, center_crop) if self.disk else None
+        if key is None:
+            found = Embedded(compute(range(len(source))), embedded=len(source))
+        else:
+            chunk = -(-max(1, self.chunk_size) // batch_size) * batch_size  # whole batches: rows as unchunked
+            filled = self.disk.fill(key, len(source), compute, chunk, label=f"{encoder.name} · {source.location}")
+            found = Embedded(filled.embeddings, from_disk=filled.hit, embedded=filled.computed)
+        found.seconds = time.perf_counter() - start
+        self._store[memory_key] = found
+        return found
+
+    def _image_key(self, encoder: Encoder, source, batch_size: int, center_crop: bool) -> dict | None:
+        model = self._model(encoder)
+        if model is None:
+            return None
+        preprocessing = preprocessing_identity(encoder.describe_transform(center_crop))
+        if preprocessing is None:
+            self._note(f"transform {encoder.name}", f"{encoder.name}: its preprocessing has no stable description "
+                                                     "(it names a function by address); its image embeddings are not "
+                                                     "kept in the disk cache")
+            return None
+        return image_key(model, preprocessing, source.fingerprint, len(source), encoder.precision, encoder.device,
+                         batch_size)
 
     def get(self, encoder: Encoder, source, batch_size: int, num_workers: int,
             center_crop: bool = True) -> tuple[torch.Tensor, float, bool]:
-        """(embeddings, seconds spent embedding, whether they came from the cache)."""
-        transform = encoder.transform(center_crop)
-        key = (encoder.name, transform_id(transform), source.fingerprint)
-        if key in self._store:
-            embeddings, seconds = self._store[key]
-            return embeddings, seconds, True
-        start = time.perf_counter()
-        embeddings = embed_images(encoder, source, batch_size, num_workers, desc=source.location, transform=transform)
-        seconds = time.perf_counter() - start
-        self._store[key] = (embeddings, seconds)
-        return embeddings, seconds, False
+        """(embeddings, seconds spent embedding, whether this run had made them already)."""
+        found = self.images(encoder, source, batch_size, num_workers, center_crop)
+        return found.embeddings, found.seconds, found.reused
+
+    def _texts(self, encoder: Encoder, kind: str, texts: list[str], batch_size: int, compute, label: str,
+               **rule) -> Embedded:
+        model = self._model(encoder) if self.disk else None
+        if model is None:
+            return Embedded(compute(), embedded=len(texts))
+        key = text_key(kind, model, texts, encoder.precision, encoder.device, batch_size, **rule)
+        tensor, hit = self.disk.cached(key, compute, label=f"{encoder.name} · {label}")
+        return Embedded(tensor, from_disk=hit, embedded=0 if hit else len(texts))
+
+    def classifier(self, encoder: Encoder, prompts: Prompts, batch_size: int = 256,
+                   averaging: str = "normalise-then-mean") -> Embedded:
+        """build_classifier's (C, D) classifier, kept on disk by the exact texts and the averaging rule."""
+        return self._texts(encoder, "classifier", prompts.texts(), batch_size,
+                           lambda: build_classifier(encoder, prompts, batch_size, averaging),
+                           f"{len(prompts.classnames)} classes x {len(prompts.templates)} templates from {prompts.origin}",
+                           averaging=averaging, classes=len(prompts.classnames), templates=len(prompts.templates))
+
+    def texts(self, encoder: Encoder, texts: list[str], batch_size: int = 256) -> Embedded:
+        """embed_texts' (T, D) normalised embeddings, kept on disk by the exact texts."""
+        first = (texts[0][:40] + ("…" if len(texts[0]) > 40 else "")) if texts else ""
+        return self._texts(encoder, "texts", list(texts), batch_size, lambda: embed_texts(encoder, texts, batch_size),
+                           f"{len(texts)} texts ({first!r}, …)", normalise=True)
+
+
+ImageEmbeddingCache = EmbeddingCache  # its name before it kept text embeddings and a disk cache

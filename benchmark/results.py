@@ -103,7 +103,12 @@ class RunInfo(Part):
     wall_seconds: Optional[float] = None
     image_seconds: Optional[float] = None
     images_per_second: Optional[float] = None  # None when the image embeddings were reused
-    image_embeddings_reused: Optional[bool] = None
+    image_embeddings_reused: Optional[bool] = None  # made earlier in the same run (another task or language)
+    # The disk cache (benchmark.cache); results written before it lack these fields. None: the cache was off
+    # (--no-cache, not writable, or the weights or preprocessing could not be keyed).
+    image_embeddings_from_disk: Optional[bool] = None  # read whole from the disk cache
+    text_embeddings_from_disk: Optional[bool] = None  # the classifier or the captions, read whole from it
+    images_embedded: Optional[int] = None  # images this job embedded itself (fewer than all when a run resumed)
     predictions: Optional[str] = None  # --save-predictions: the file name of the prediction lines, beside this one
     queries: Optional[str] = None  # --save-queries: the file name of the per-query outcomes, beside this one
 

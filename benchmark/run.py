@@ -10,10 +10,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, kinds, models, protocols, tasks as task_files
+from . import __version__, jobs as job_files, kinds, models, protocols, tasks as task_files
+from .distributed import Context, session
 from .download import load_or_fetch
 from .data.subset import subset
-from .embed import ImageEmbeddingCache
+from .cache import DEFAULT_CHUNK, DiskCache
+from .embed import EmbeddingCache
 from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
 from .kinds.stored import queries_file, write as write_queries
@@ -32,7 +34,7 @@ class RunOptions:
     output: Path = Path("results/runs")
     batch_size: int = 64
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str | None = None  # None: the protocol's for each task (clipbench's: fp32)
     num_workers: int = 2
     trust_remote_code: bool = False
     group: str | None = None  # results of several --model runs named as one group aggregate to mean ± std
@@ -44,6 +46,11 @@ class RunOptions:
     protocol: str = protocols.DEFAULT  # a paper's evaluation choices (protocols/<name>.toml)
     save_predictions: bool = False  # also write <result>.predictions.jsonl, one line per query
     save_queries: bool = False  # also write <result>.queries.npz, the per-query outcomes (compare --paired)
+    shard: str | None = None  # "I/N": run part I of N of the jobs (1-based)
+    overwrite: bool = False  # recompute jobs whose result is there with the same provenance (else skipped)
+    cache: bool = True  # keep embeddings on disk between runs (benchmark.cache); False: --no-cache
+    cache_dir: Path | None = None  # None: $CLIPBENCH_CACHE, else ~/.cache/clipbench
+    cache_chunk_size: int = DEFAULT_CHUNK  # images per resumable chunk
 
 
 def plan_languages(model: ModelSpec, task: TaskSpec, requested: list[str]) -> list[str]:
@@ -104,16 +111,44 @@ def checkpoint_name(model: ModelSpec, options: RunOptions, checkpoint: str | Non
 
 
 def result_file(output: Path, group: str, checkpoint: str | None, task: str, task_file: str | None,
-                variant: str | None, language: str, limit: int | None, seed: int | None) -> Path:
-    """Where a result is written: a registered task is named by its name, any other also by its location."""
+                variant: str | None, language: str, limit: int | None, seed: int | None,
+                protocol: str = protocols.DEFAULT) -> Path:
+    """Where a result is written: a registered task is named by its name, any other also by its location; a
+    protocol other than the default by its name (the one results record: an alias's target)."""
     location = None if task_files.is_registered(task, task_file) else task_file
-    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed)
+    return Path(output) / result_name(group, checkpoint, task, location, variant, language, limit, seed,
+                                      None if protocol == protocols.DEFAULT else protocol)
 
 
 def result_path(output: Path, result: Result) -> Path:
     """Where `result` (read back from disk) was written."""
     return result_file(output, result.group, result.model.checkpoint_name, result.task, result.dataset.task_file,
-                       result.variant, result.language, result.limit.n if result.limit else None, result.seed)
+                       result.variant, result.language, result.limit.n if result.limit else None, result.seed,
+                       result.protocol_name)
+
+
+def job_precision(settings: dict, options: RunOptions) -> str:
+    """The precision one job runs at: --precision, else its protocol's for the task, else fp32."""
+    return options.precision or settings.get("precision") or "fp32"
+
+
+def check_precisions(jobs: list[tuple[TaskSpec, str]], protocol: ProtocolSpec, options: RunOptions, device) -> None:
+    """Every job's precision works on `device`, before anything loads. A protocol's precision the device lacks
+    (a paper's fp16 autocast on a CPU) is refused, not swapped for another: the fix names the flag."""
+    if options.precision is not None:
+        check_precision(options.precision, device)
+        return
+    for task, lang in jobs:
+        wanted = job_precision(protocol.settings(task.name, lang), options)
+        try:
+            check_precision(wanted, device)
+        except ClipbenchError:
+            raise ClipbenchError(
+                f"--protocol {options.protocol} runs task '{task.name}' at {wanted} autocast, as its paper's "
+                f"evaluation did, which needs a CUDA device, and this run is on {device.type}; pass --precision fp32 "
+                "(or bf16) to run it here anyway: the result records the precision it ran at (run.precision) beside "
+                "the protocol's",
+                exit_code=2) from None
 
 
 def predictions_file(result: Path) -> Path:
@@ -163,42 +198,55 @@ def write_outcome_and_queries(result: Result, path: Path, task: TaskSpec, outcom
     return written
 
 
-def plan_outputs(model: ModelSpec, jobs: list[tuple[TaskSpec, str]], loaded: dict, options: RunOptions,
-                 protocol: ProtocolSpec) -> dict:
-    """The result file of every (checkpoint, task, language), known before the model loads: two jobs that would
-    write one file, a path that cannot be written, or a file there that holds another measurement are refused
-    now, not after the compute."""
+def plan_outputs(model: ModelSpec, jobs: list[tuple[str | None, ModelSpec, TaskSpec, str]], loaded: dict,
+                 options: RunOptions, protocol: ProtocolSpec) -> tuple[dict, dict]:
+    """The result file of every (checkpoint, task, language) job, known before the model loads: two jobs that
+    would write one file, a path that cannot be written, or a file there that holds another measurement are
+    refused now, not after the compute. Also the jobs already done: their file holds a result with the same
+    provenance (see benchmark.jobs), which is returned instead of recomputed, unless --overwrite."""
     planned: dict[Path, str] = {}
-    paths = {}
+    paths, done = {}, {}
     group, seed = options.group or model.name, recorded_seed(options)
-    for checkpoint, _ in model.variants():
+    software = {"clipbench_version": __version__, "git_commit": git_commit(), "versions": versions()}
+    for checkpoint, loads, task, lang in jobs:
         name = checkpoint_name(model, options, checkpoint)
-        for task, lang in jobs:
-            variant = kinds.variant_of(task, loaded[(task.name, lang, task.source_file)])
-            path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
-                               options.limit, seed)
-            job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
-            if path in planned:
-                raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "
-                                     "run them separately, into different --output folders", exit_code=2)
-            planned[path] = job
-            check_file(path, "--output")
-            if options.save_predictions:
-                check_file(predictions_file(path), "--output")
-            if options.save_queries:
-                check_file(queries_file(path), "--output")
-            _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), protocol.name)
-            paths[(checkpoint, task.name, lang, task.source_file)] = path
-    return paths
+        data = loaded[(task.name, lang, task.source_file)]
+        variant = kinds.variant_of(task, data)
+        path = result_file(options.output, group, name, task.name, task.source_file or None, variant, lang,
+                           options.limit, seed, protocol.name)
+        job = f"{name or model.name}: task '{task.name}' [{lang}]" + (f" from {task.source_file}" if task.source_file else "")
+        if path in planned:
+            raise ClipbenchError(f"two jobs of this run would write {path}: {planned[path]} and {job}; "
+                                 "run them separately, into different --output folders", exit_code=2)
+        planned[path] = job
+        check_file(path, "--output")
+        if options.save_predictions:
+            check_file(predictions_file(path), "--output")
+        if options.save_queries:
+            check_file(queries_file(path), "--output")
+        key = (checkpoint, task.name, lang, task.source_file)
+        paths[key] = path
+        found = _check_replaceable(path, (group, name, task.name, variant, lang, options.limit, seed), protocol.name)
+        if found is None or options.overwrite:
+            continue
+        settings = protocol.settings(task.name, lang)
+        expected = job_files.planned(
+            group=group, checkpoint_name=name, task=task, language=lang, variant=variant, data=data,
+            facts=kinds.facts(task, data, lang, settings), model=loads, options=options, recorded_seed=seed,
+            precision=job_precision(settings, options),
+            protocol_name=protocol.name, settings=settings, software=software)
+        if job_files.difference(found, path, expected) is None:
+            done[key] = found
+    return paths, done
 
 
-def _check_replaceable(path: Path, ours: tuple, protocol: str) -> None:
-    """A rerun of one measurement replaces its own file; a file there from another measurement (or another
-    protocol: `protocol` is the name results record, an alias's target) stays."""
+def _check_replaceable(path: Path, ours: tuple, protocol: str) -> Result | None:
+    """A rerun of one measurement replaces its own file (returned, to compare its provenance); a file there from
+    another measurement (or another protocol: `protocol` is the name results record, an alias's target) stays."""
     try:
         found = Result.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):  # not JSON, or not a result (a pydantic ValidationError is a ValueError)
-        return  # nothing there, or not a result file: nothing to lose
+        return None  # nothing there, or not a result file: nothing to lose
     earlier = found.identity
     if earlier == ours and found.protocol_name != protocol:
         raise ClipbenchError(f"{path} holds this measurement under protocol '{found.protocol_name}', and this run uses "
@@ -206,14 +254,16 @@ def _check_replaceable(path: Path, ours: tuple, protocol: str) -> None:
     if earlier != ours:
         raise ClipbenchError(f"{path} holds another measurement ({describe_identity(earlier)}) than this run would "
                              f"write there ({describe_identity(ours)}); move it away or choose another --output", exit_code=2)
+    return found
 
 
 def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, outcome: Outcome,
                 options: RunOptions, started: dt.datetime, wall: float, checkpoint: str | None = None,
-                protocol: ProtocolSpec | None = None, path: Path | None = None) -> Result:
-    """`path`: where the result goes when its prediction lines are saved beside it (--save-predictions)."""
+                protocol: ProtocolSpec | None = None, path: Path | None = None, world_size: int = 1) -> Result:
+    """`path`: where the result goes when its prediction lines are saved beside it (--save-predictions);
+    `world_size`: the ranks of a data-parallel run (recorded when more than one)."""
     protocol = protocol or protocols.resolve(options.protocol)
-    fresh = not outcome.images_cached and outcome.image_seconds > 0
+    embedded = outcome.n_images if outcome.images_embedded is None and not outcome.images_cached else outcome.images_embedded
     seed = recorded_seed(options)
     return Result(
         schema_version=SCHEMA_VERSION, task=task.name, kind=task.kind, language=language, split=task.split,
@@ -234,14 +284,15 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
             precision=encoder.precision, batch_size=options.batch_size, num_workers=options.num_workers,
             versions=versions(), started_at=started.isoformat(timespec="seconds"), wall_seconds=round(wall, 4),
             image_seconds=round(outcome.image_seconds, 4),
-            images_per_second=round(outcome.n_images / outcome.image_seconds, 2) if fresh else None,
-            image_embeddings_reused=outcome.images_cached,
-            **({"predictions": predictions_file(Path(path)).name} if path else {})),
+            images_per_second=round(embedded / outcome.image_seconds, 2) if embedded and outcome.image_seconds > 0 else None,
+            image_embeddings_reused=outcome.images_cached, image_embeddings_from_disk=outcome.images_from_disk,
+            text_embeddings_from_disk=outcome.texts_from_disk, images_embedded=embedded,
+            **({"predictions": predictions_file(Path(path)).name} if path else {}),
+            **({"world_size": world_size} if world_size > 1 else {})),
     )
 
 
-def run(model_name: str, task_names: list[str], languages: list[str], options: RunOptions,
-        pretrained: str | None = None, echo=print) -> list[Result]:
+def check_options(options: RunOptions) -> None:
     if options.batch_size < 1:
         raise ClipbenchError("--batch-size must be at least 1", exit_code=2)
     if options.num_workers < 0:
@@ -250,45 +301,110 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
         raise ClipbenchError("--bootstrap needs at least 10 draws (1000 is usual), or 0 for none", exit_code=2)
     if options.limit is not None and options.limit < 1:
         raise ClipbenchError("--limit must be at least 1", exit_code=2)
+    if options.cache_chunk_size < 1:
+        raise ClipbenchError("--cache-chunk-size must be at least 1", exit_code=2)
     if options.seed is not None and options.seed < 0:
         raise ClipbenchError(f"--seed must be 0 or more, not {options.seed}", exit_code=2)
-    if not task_names:
-        raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
-    check_folder(options.output, "--output")
-    protocol = protocols.resolve(options.protocol)
-    spec = models.resolve(model_name, pretrained)
-    resolved = task_files.resolve(task_names)
-    specs = kinds.apply_options(resolved, {"text_field": options.text_field})
-    jobs = plan_jobs(spec, specs, languages)
-    jobs = [(kinds.under_protocol(task, protocol.settings(task.name, lang)), lang) for task, lang in jobs]
+
+
+def run(model_name: str, task_names: list[str], languages: list[str], options: RunOptions,
+        pretrained: str | None = None, echo=print) -> list[Result]:
+    """Under torchrun, every rank runs this: each embeds its part of every dataset, rank 0 alone prints,
+    writes and returns results (the others return [])."""
+    check_options(options)
     device = pick_device(options.device)
-    check_precision(options.precision, device)
-    # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading
+    with session(device) as ctx:
+        return _run(model_name, task_names, languages, options, pretrained, echo if ctx.is_main else _quiet, ctx)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _run(model_name: str, task_names: list[str], languages: list[str], options: RunOptions,
+         pretrained: str | None, echo, ctx: Context) -> list[Result]:
+    with ctx.together():
+        if not task_names:
+            raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
+        chosen = job_files.parse_shard(options.shard)
+        if ctx.is_main:
+            check_folder(options.output, "--output")
+        protocol = protocols.resolve(options.protocol)
+        spec = models.resolve(model_name, pretrained)
+        resolved = task_files.resolve(task_names)
+        specs = kinds.apply_options(resolved, {"text_field": options.text_field})
+        everything = [(checkpoint, variant, task, lang) for checkpoint, variant in spec.variants()
+                      for task, lang in plan_jobs(spec, specs, languages)]
+        everything = [(checkpoint, variant, kinds.under_protocol(task, protocol.settings(task.name, lang)), lang)
+                      for checkpoint, variant, task, lang in everything]
+        jobs = job_files.shard(everything, chosen)
+        check_precisions([(task, lang) for _, _, task, lang in jobs], protocol, options, ctx.device)
+    if chosen and not jobs:
+        echo(f"--shard {chosen[0]}/{chosen[1]}: no job in this part (the run has {len(everything)}); nothing to do")
+        return []
+    # read every dataset before the model: a missing or malformed dataset fails in seconds, not after loading.
+    # Rank 0 first: a dataset it fetches from the hub is then there for the others.
+    loaded: dict = {}
+    for turn in (True, False):
+        with ctx.together():
+            if ctx.is_main == turn:
+                loaded = load_data([(task, lang) for _, _, task, lang in jobs], options, protocol, echo)
+    with ctx.together():
+        paths, done = plan_outputs(spec, jobs, loaded, options, protocol) if ctx.is_main else ({}, {})
+    skipped = ctx.broadcast(set(done))  # every rank follows rank 0's plan
+    for key in done:
+        echo(f"skip: {paths[key]} exists (same provenance); --overwrite to recompute")
+
+    disk = None
+    if options.cache and ctx.world_size > 1:
+        # every rank would have to agree on which chunks are on disk before each collective step; not done yet
+        echo("note: the embedding cache on disk is not used in data-parallel runs (each rank embeds its part anew)")
+    elif options.cache:
+        disk = DiskCache.open(options.cache_dir, warn=echo)  # not writable: a warning, then None
+    results = dict(done)
+    for checkpoint, variant in spec.variants():
+        todo = [(task, lang) for c, _, task, lang in jobs if c == checkpoint and (c, task.name, lang, task.source_file) not in skipped]
+        if not todo:
+            continue  # every job of this checkpoint is done (or in another shard): the model is not loaded
+        with ctx.together():
+            # once per checkpoint; images embedded once per checkpoint and precision, shared by tasks and languages
+            loaded_encoder = models.load(variant, ctx.device, options.precision or "fp32", options.trust_remote_code)
+        caches: dict[str, EmbeddingCache] = {}
+        for task, lang in todo:
+            started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+            data = loaded[(task.name, lang, task.source_file)]
+            settings = protocol.settings(task.name, lang)
+            # the protocol's precision and resize for this task (the interpolation is part of the cache key)
+            encoder = loaded_encoder.configured(job_precision(settings, options), settings.get("interpolation"))
+            # images embedded once per checkpoint and precision, shared by tasks and languages, kept on disk between runs
+            cache = caches.setdefault(encoder.precision, EmbeddingCache(disk, options.cache_chunk_size))
+            with ctx.together():
+                outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers, settings)
+            key = (checkpoint, task.name, lang, task.source_file)
+            with ctx.together():  # rank 0 writes; a failed write stops every rank
+                if ctx.is_main:
+                    path = paths[key]
+                    result = make_result(spec, encoder, task, lang, data, outcome, options, started,
+                                         time.perf_counter() - t0, checkpoint, protocol,
+                                         path if options.save_predictions else None, ctx.world_size)
+                    path = write_outcome_and_queries(result, path, task, outcome, options)
+                    label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
+                    echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
+                    results[key] = result
+            outcome.scores = None  # the embeddings a retrieval outcome keeps for its lines are no longer needed
+    order = [(c, task.name, lang, task.source_file) for c, _, task, lang in jobs]
+    return [results[key] for key in order if key in results]
+
+
+def load_data(jobs: list[tuple[TaskSpec, str]], options: RunOptions, protocol: ProtocolSpec, echo) -> dict:
+    """Every (task, language)'s data (its --limit subset), checked by its kind."""
     loaded = {}
     for task, lang in jobs:
+        if (task.name, lang, task.source_file) in loaded:
+            continue
         data = load_or_fetch(task, lang, options.data_root, echo)
         if options.limit:
             data = subset(data, options.limit, options.seed or 0)
         loaded[(task.name, lang, task.source_file)] = data
         kinds.check(task, data, lang, protocol.settings(task.name, lang))
-    paths = plan_outputs(spec, jobs, loaded, options, protocol)
-
-    results = []
-    for checkpoint, variant in spec.variants():
-        encoder = models.load(variant, device, options.precision, options.trust_remote_code)  # once per checkpoint
-        cache = ImageEmbeddingCache()  # images embedded once per checkpoint, shared by tasks and languages
-        for task, lang in jobs:
-            started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
-            data = loaded[(task.name, lang, task.source_file)]
-            outcome = evaluate(task, data, encoder, cache, lang, options.batch_size, options.num_workers,
-                               protocol.settings(task.name, lang))
-            path = paths[(checkpoint, task.name, lang, task.source_file)]
-            result = make_result(spec, encoder, task, lang, data, outcome, options, started,
-                                 time.perf_counter() - t0, checkpoint, protocol,
-                                 path if options.save_predictions else None)
-            path = write_outcome_and_queries(result, path, task, outcome, options)
-            outcome.scores = None  # the embeddings a retrieval outcome keeps for its lines are no longer needed
-            label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
-            echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
-            results.append(result)
-    return results
+    return loaded

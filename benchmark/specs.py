@@ -157,6 +157,10 @@ TIE_RULE = Literal["lower-index", "topk-per-k"]
 MULTILABEL_MAP = Literal["11-point", "non-interpolated"]
 TOPK_BEYOND_CLASSES = Literal["capped", "nan"]
 RECALL_ARGMAX = Literal["present-classes", "all-classes"]
+# the resize's interpolation when a protocol squashes images to a square: "model" (the weights' own) or "bicubic"
+# (Chinese-CLIP's image_transform, whatever the model); see models.base.Encoder.transform
+INTERPOLATION = Literal["model", "bicubic"]
+PRECISION = Literal["fp32", "bf16", "fp16"]  # autocast dtypes (models.base.PRECISIONS); similarities stay float32
 
 
 class ProtocolSource(Strict):
@@ -173,6 +177,8 @@ class ProtocolTask(Strict):
     template_averaging: Optional[AVERAGING] = None
     preprocessing: Optional[PREPROCESSING] = None
     prompts: dict[str, str] = Field(default_factory=dict)  # language -> prompt file name under prompts/<language>/
+    interpolation: Optional[INTERPOLATION] = None
+    precision: Optional[PRECISION] = None
 
 
 class ProtocolSpec(Strict):
@@ -203,6 +209,13 @@ class ProtocolSpec(Strict):
     multilabel_map: MULTILABEL_MAP = "11-point"
     topk_beyond_classes: TOPK_BEYOND_CLASSES = "capped"
     recall_argmax: RECALL_ARGMAX = "present-classes"
+    # unset or "model": the weights' own; "bicubic" (with preprocessing "square"): Chinese-CLIP's image_transform,
+    # resize to the input size with bicubic interpolation, RGB, ToTensor, the weights' mean and std
+    interpolation: Optional[INTERPOLATION] = None
+    # unset = fp32: the autocast precision of the paper's evaluation, used when `run` gets no --precision (an explicit
+    # --precision wins; a result records the one it ran at in run.precision). These two are recorded in a result's
+    # settings only where the protocol sets them, so the settings of those that do not (clipbench's) stay as they were.
+    precision: Optional[PRECISION] = None
     tasks: dict[str, ProtocolTask] = Field(default_factory=dict)
     # another protocol's name: this one is that protocol (results record that name, so they compare)
     alias_of: Optional[str] = None
@@ -216,6 +229,23 @@ class ProtocolSpec(Strict):
                 raise ValueError(f"an alias (alias_of) takes its settings from '{self.alias_of}'; remove {', '.join(extra)}")
         return self
 
+    @model_validator(mode="after")
+    def _interpolation_with_square(self) -> "ProtocolSpec":
+        """An interpolation other than the model's is defined for squashed images only (Chinese-CLIP's transform)."""
+        for where, own in [(None, ProtocolTask())] + sorted(self.tasks.items()):
+            if (own.interpolation or self.interpolation or "model") != "model" and \
+                    (own.preprocessing or self.preprocessing) != "square":
+                field = "interpolation" if where is None else f"tasks.{where}.interpolation"
+                raise ValueError(f"{field}: an interpolation other than 'model' applies to preprocessing = \"square\" "
+                                 "only; set that preprocessing too, or remove the interpolation")
+        return self
+
+    def _set_only(self, own: ProtocolTask) -> dict:
+        """The settings recorded only where the protocol (or its task) sets them."""
+        chosen = {"interpolation": own.interpolation or self.interpolation,
+                  "precision": own.precision or self.precision}
+        return {name: value for name, value in chosen.items() if value is not None}
+
     def settings(self, task: str, language: str) -> dict:
         """The settings this protocol resolves to for `task` in `language` (recorded in every result). The metric
         variants added after tie_rule (multilabel_map, topk_beyond_classes, recall_argmax) appear where they
@@ -224,6 +254,7 @@ class ProtocolSpec(Strict):
         return {
             "template_averaging": own.template_averaging or self.template_averaging,
             "preprocessing": own.preprocessing or self.preprocessing,
+            **self._set_only(own),
             "prompts": own.prompts.get(language),
             "tie_rule": self.tie_rule,
             **{field: getattr(self, field) for field in ("multilabel_map", "topk_beyond_classes", "recall_argmax")
@@ -238,6 +269,8 @@ class ProtocolSpec(Strict):
         parts = [f"{field} {getattr(self, field)}" for field in ("template_averaging", "preprocessing", "tie_rule",
                                                                   "multilabel_map", "topk_beyond_classes", "recall_argmax")
                  if getattr(self, field) != getattr(default, field)]
+        parts += [f"{field} {getattr(self, field)}" for field in ("interpolation", "precision")
+                  if getattr(self, field)]
         for task, own in sorted(self.tasks.items()):
             fields = [f"{field} {value}" for field, value in own.model_dump(exclude_defaults=True).items() if field != "prompts"]
             fields += [f"{lang} prompts {name}" for lang, name in sorted(own.prompts.items())]

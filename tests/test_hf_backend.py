@@ -56,3 +56,22 @@ def test_run_on_a_webdataset_directory(model_dir, tmp_path):
     expected = ((images @ weights.T).argmax(1) == labels).sum().item() / 24
     assert result["metrics"]["acc1"] == pytest.approx(expected, abs=1e-12)
     assert result["model"]["backend"] == "transformers"
+
+
+def test_the_disk_cache_keys_a_transformers_model_by_its_processor_not_by_an_address(model_dir, tmp_path):
+    from benchmark.cache import DiskCache
+    from benchmark.cache_keys import preprocessing_identity
+    from benchmark.data.base import InMemoryImages
+    from benchmark.embed import EmbeddingCache
+
+    source = InMemoryImages([img for img, _ in shapes.classification_samples(6, seed=5)], "memory")
+    first, second = (models.load(models.resolve(f"hf:{model_dir}"), torch.device("cpu"), "fp32") for _ in range(2))
+    assert preprocessing_identity(repr(first.transform(False))) is None  # a bound method, named by its address
+    crop, squash = first.describe_transform(True), first.describe_transform(False)
+    assert crop != squash and preprocessing_identity(crop) and preprocessing_identity(squash)
+    assert second.describe_transform(False) == squash
+    lines = []
+    made = EmbeddingCache(DiskCache.open(tmp_path, lines.append)).images(first, source, 4, 0, center_crop=False)
+    read = EmbeddingCache(DiskCache.open(tmp_path, lines.append)).images(second, source, 4, 0, center_crop=False)
+    assert (made.from_disk, read.from_disk, lines) == (False, True, [])
+    assert torch.equal(made.embeddings, read.embeddings)

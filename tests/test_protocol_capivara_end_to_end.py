@@ -58,13 +58,17 @@ def test_capivara_imagenet_pt_ranks_as_capivaras_script(tmp_path):
     env = {"HF_HUB_CACHE": str(cache)}
 
     out = tmp_path / "out"
+    # CAPIVARA's script autocasts to fp16 on its GPU; this CPU run asks for fp32, as the reference below computes
     done = clipbench("run", "--model", "capivara", "--task", "imagenet1k", "--language", "pt", "--protocol", "capivara",
-                     "--save-predictions", "--num-workers", "0", "--data-root", str(data), "--output", str(out), env=env)
+                     "--precision", "fp32", "--save-predictions", "--num-workers", "0", "--data-root", str(data),
+                     "--output", str(out), env=env)
     assert done.returncode == 0, done.stderr
     [result_file] = out.rglob("*.json")
+    assert result_file.name == "imagenet1k.pt.protocol-capivara.json"
     result = json.loads(result_file.read_text(encoding="utf-8"))
     assert result["protocol"]["name"] == "capivara"
     assert result["protocol"]["settings"]["template_averaging"] == "mean-then-normalise"
+    assert (result["protocol"]["settings"]["precision"], result["run"]["precision"]) == ("fp16", "fp32")
     lines = [json.loads(line) for line in result_file.with_suffix(".predictions.jsonl").read_text().splitlines()]
     assert len(lines) == 1000 and [line["label"] for line in lines] == list(range(1000))
 

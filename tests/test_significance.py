@@ -18,10 +18,13 @@ from scipy import integrate, stats
 
 from benchmark.kinds import KINDS, Queries, measure
 from benchmark.kinds.stored import queries_file
+from benchmark.metrics import RECALL_KS
 from benchmark.report.significance import p_value, paired_bootstrap
 from benchmark.run import result_file
 from helpers import clipbench, write_tiny_hf_clip
 from test_errors import assert_clean_failure
+
+KS = np.array(RECALL_KS)  # retrieval's recall K's: the columns of its per-query "found" matrices
 
 ALPHA = 0.05
 CLASSIFICATION, RETRIEVAL = KINDS["classification"], KINDS["retrieval"]
@@ -41,7 +44,7 @@ def hits(names, top1) -> Queries:
 
 def ranks(t2i, i2t, names=("mean_recall",)) -> Queries:
     return Queries(tuple(RETRIEVAL.metric(n) for n in names), {"texts": len(t2i), "images": len(i2t)},
-                   {"t2i_rank": ("texts", t2i), "i2t_rank": ("images", i2t)})
+                   {"t2i_found": ("texts", t2i[:, None] < KS), "i2t_found": ("images", i2t[:, None] < KS)})
 
 
 def paired_hits(rng, n, shift=0.0):
@@ -151,7 +154,8 @@ def reference_paired(metric, columns_a, columns_b, sizes, draws, seed):
 
 
 def mean_recall_by_hand(c):
-    return np.mean([np.mean(c["t2i_rank"] < k) for k in (1, 5, 10)] + [np.mean(c["i2t_rank"] < k) for k in (1, 5, 10)])
+    """The columns hold, per query, whether its first correct item was found within each K (1, 5, 10)."""
+    return np.mean([np.mean(c["t2i_found"][:, j]) for j in range(3)] + [np.mean(c["i2t_found"][:, j]) for j in range(3)])
 
 
 def balanced_accuracy_by_hand(c):

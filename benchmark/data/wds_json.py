@@ -7,13 +7,16 @@ per language, `captions-<lang>` (captions-en, captions-pt, ...).
 
 Sample members are grouped by key as in `wds.py`; the image is the first of webp|png|jpg|jpeg found.
 
-Translations: CAPIVARA's translated lists interleave two machine translations of each English caption,
+Translations: CAPIVARA's Portuguese lists interleave two machine translations of each English caption,
 MarianMT at even positions and Google at odd ones. Every CAPIVARA retrieval script since 2023-08-11 reads
-them so: hiaac-nlp/CAPIVARA @ 375bc33, clip_pt/src/evaluate/zero_shot_retrieval.py (tokenize: "google" ->
-captions-pt[1::2], "marian" -> captions-pt[0::2]), and zero_shot_retrieval_clip_benchmark.py from d76dec2
-until its removal in 5bff4ff (the scripts of early 2023, e.g. 448c1e5, had the opposite).
-A list of one caption, as in PraCegoVer, is used as is. `translation` picks "google" (CAPIVARA's published
-setting), "marian", or "all" (every caption), for every language other than `source_language`.
+them so: hiaac-nlp/CAPIVARA @ 375bc336d2fe7fdba230c7a3230ab596280bc614, clip_pt/src/evaluate/zero_shot_retrieval.py
+(tokenize: "google" -> captions-pt[1::2], "marian" -> captions-pt[0::2]), and zero_shot_retrieval_clip_benchmark.py
+from d76dec2 until its removal in 5bff4ff (the scripts of early 2023, e.g. 448c1e5, had the opposite). The same
+tokenize() splits Portuguese only ("pt has 10 captions, 5 by google and 5 by marian"): its other languages
+(--language xh, hi) keep their whole list, and so does a list of one caption, as in PraCegoVer.
+`interleaved` names the languages whose lists interleave the two translations (default ["pt"], CAPIVARA's
+layout); `translation` picks "google" (CAPIVARA's published setting), "marian", or "all" (every caption) for
+those. Every other language, `source_language` included, is read whole.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import model_validator
 
 from ..errors import ClipbenchError
 from ..specs import HubSource, TaskSpec
@@ -37,6 +41,14 @@ class Options(HubSource):
     shards: str = ""                 # glob relative to path ({split} is replaced); "" = <split>/nshards.txt layout
     source_language: str = "en"      # the untranslated captions
     translation: Literal["google", "marian", "all"] = "google"
+    interleaved: list[str] = ["pt"]  # languages whose lists interleave MarianMT (even) and Google (odd) captions
+
+    @model_validator(mode="after")
+    def _source_is_not_translated(self) -> "Options":
+        if self.source_language in self.interleaved:
+            raise ValueError(f"interleaved: '{self.source_language}' is the source_language, whose captions are "
+                             "not translations; remove it from interleaved")
+        return self
 
 
 def _shards(spec: TaskSpec, options: Options, root: Path) -> list[Path]:
@@ -68,7 +80,7 @@ def _captions(spec: TaskSpec, options: Options, sample: dict, language: str) -> 
     if not all(isinstance(c, str) for c in record[key]):
         raise ClipbenchError(f"task '{spec.name}': {where} has a '{key}' entry that is not a string; re-download the shard")
     captions = [c.strip() for c in record[key]]
-    if language != options.source_language and len(captions) > 1 and options.translation != "all":
+    if language in options.interleaved and len(captions) > 1 and options.translation != "all":
         captions = captions[1::2] if options.translation == "google" else captions[0::2]
     captions = [c for c in captions if c]
     if not captions:  # an image no caption names could never be found: it would only lower i2t recall

@@ -4,6 +4,9 @@
    and peak memory of our chunked top-k versus the size of CLIP_benchmark's queries x k x gallery one-hot.
 2. The image embedding loop of the bundled model on the `shapes` task: images per second by worker count.
 3. The zero-shot classifier: all (class, template) prompts in shared batches versus one class per pass.
+4. Whether the batch size changes the embeddings bit for bit (why the disk cache's key holds it), and the README
+   demo run twice through the command line with a fresh embedding cache: cold, then warm (`--cache-only` runs
+   just these two).
 """
 
 from __future__ import annotations
@@ -77,17 +80,62 @@ def classifier(device: torch.device, precision: str) -> None:
           f"one class per pass {t_single:.2f} s (same vectors within 1e-5)")
 
 
+def batch_bits(device: torch.device, precision: str) -> None:
+    from .. import data as datasets, models, prompts
+    from ..embed import embed_images, embed_texts
+    from ..paths import DEFAULT_DATA_ROOT
+    from ..tasks import task_registry
+
+    source = datasets.load(task_registry().get("shapes"), "en", DEFAULT_DATA_ROOT).images
+    encoder = models.load(models.resolve("tiny-shapes"), device, precision)
+    reference = embed_images(encoder, source, 64, 0)
+    for size in (1, 7, 32, 100, len(source)):
+        rows = embed_images(encoder, source, size, 0)
+        print(f"images, batch {size} vs 64 ({device}/{precision}): {(rows != reference).any(1).sum().item()} of "
+              f"{len(source)} rows differ, by at most {(rows - reference).abs().max().item():.2g}")
+    texts = prompts.load("shapes", "en").texts()
+    reference = embed_texts(encoder, texts, 256)
+    for size in (1, 5, 16):
+        rows = embed_texts(encoder, texts, size)
+        print(f"texts, batch {size} vs 256: {(rows != reference).any(1).sum().item()} of {len(texts)} rows differ, "
+              f"by at most {(rows - reference).abs().max().item():.2g}")
+
+
+def warm_cache() -> None:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    command = [sys.executable, "-m", "benchmark.cli", "run", "--model", "tiny-shapes", "--task", "shapes",
+               "--task", "shapes-captions"]
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "CLIPBENCH_CACHE": os.path.join(scratch, "cache")}
+        seconds = []
+        for attempt in ("cold", "warm"):
+            start = time.perf_counter()
+            subprocess.run([*command, "--output", os.path.join(scratch, attempt)], env=env, check=True,
+                           capture_output=True)
+            seconds.append(time.perf_counter() - start)
+    print(f"README demo through the command line: cold cache {seconds[0]:.2f} s, warm cache {seconds[1]:.2f} s "
+          f"({seconds[1] / seconds[0]:.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--workers", default="0,2")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cache-only", action="store_true", help="only measurement 4")
     args = parser.parse_args()
     device = torch.device(args.device)
-    retrieval(device)
-    embedding(device, args.precision, [int(w) for w in args.workers.split(",")], args.batch_size)
-    classifier(device, args.precision)
+    if not args.cache_only:
+        retrieval(device)
+        embedding(device, args.precision, [int(w) for w in args.workers.split(",")], args.batch_size)
+        classifier(device, args.precision)
+    batch_bits(device, args.precision)
+    warm_cache()
 
 
 if __name__ == "__main__":

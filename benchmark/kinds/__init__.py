@@ -18,18 +18,18 @@ from . import classification, pair, retrieval
 from .base import Column, Kind, KindOption, Metric, Outcome, Queries, bootstrap, center_crop, measure, no_check
 
 if TYPE_CHECKING:
-    from ..embed import ImageEmbeddingCache
+    from ..embed import EmbeddingCache
     from ..models.base import Encoder
 
 __all__ = ["Column", "Kind", "KindOption", "Metric", "Outcome", "Queries", "KINDS", "METRICS_BY_KIND", "bootstrap",
-           "apply_options", "center_crop", "check", "evaluate", "measure", "no_check", "predictions", "under_protocol",
-           "unknown_metric", "variant_of"]
+           "apply_options", "center_crop", "check", "evaluate", "facts", "measure", "no_check", "predictions",
+           "under_protocol", "unknown_metric", "variant_of"]
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (classification.KIND, retrieval.KIND, pair.KIND)}
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.metric_names() for name, kind in KINDS.items()}
 
 
-def evaluate(task: TaskSpec, data, encoder: Encoder, cache: ImageEmbeddingCache, language: str,
+def evaluate(task: TaskSpec, data, encoder: Encoder, cache: EmbeddingCache, language: str,
              batch_size: int = 64, num_workers: int = 2, settings: dict | None = None) -> Outcome:
     """`settings`: what the run's protocol resolved to for this task and language (ProtocolSpec.settings);
     None = clipbench's defaults. `task`'s metric names are the protocol's (`under_protocol`)."""
@@ -63,6 +63,11 @@ def predictions(task: TaskSpec, outcome: Outcome) -> Iterator[dict]:
 def check(task: TaskSpec, data, language: str, settings: dict | None = None) -> None:
     """The kind's pre-model checks: a mismatch fails in seconds, before any model is loaded."""
     KINDS[task.kind].check(task, data, language, settings or {})
+
+
+def facts(task: TaskSpec, data, language: str, settings: dict | None = None) -> dict:
+    """What a result of this job will record that is known before the model loads (see Kind.facts)."""
+    return KINDS[task.kind].facts(task, data, language, settings or {})
 
 
 def unknown_metric(kind: str, metrics: list[str]) -> str | None:

@@ -52,6 +52,14 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     queries: Queries | None = None  # for --bootstrap
     scores: dict | None = None  # what the kind scored, for its prediction lines (--save-predictions)
+    images_from_disk: bool | None = None  # the image embeddings were read whole from the disk cache (None: off)
+    texts_from_disk: bool | None = None  # likewise the text embeddings (the classifier, the captions)
+    images_embedded: int | None = None  # images this job embedded itself (0: reused or read from the disk cache)
+
+    def embedded_with(self, images, texts) -> "Outcome":
+        """Where the embeddings came from (benchmark.embed.Embedded records of the images and the texts)."""
+        self.images_from_disk, self.texts_from_disk, self.images_embedded = images.from_disk, texts.from_disk, images.embedded
+        return self
 
 
 Scoring = Callable[..., "tuple[dict, Outcome]"]
@@ -76,7 +84,7 @@ class Kind:
     query_sets: dict[str, Callable[[dict], int]]
     # (task, data, language, protocol settings) -> None; raises ClipbenchError. Runs for every job before the model loads.
     check: Callable[[TaskSpec, Any, str, dict], None]
-    # (task, data, encoder, image cache, language, batch size, workers, protocol settings)
+    # (task, data, encoder, embedding cache (benchmark.embed.EmbeddingCache), language, batch size, workers, protocol settings)
     #   -> (scores the columns read, Outcome)
     score: Scoring
     # command-line options only this kind takes (pair scoring: --text-field), by RunOptions field name
@@ -89,6 +97,10 @@ class Kind:
     # protocol settings -> {metric name: the metric that replaces it}: a variant that is another number under
     # another name (classification: multilabel_map = "non-interpolated" makes map_11point mean_average_precision)
     renames: Callable[[dict], dict[str, str]] = lambda settings: {}
+    # (task, data, language, protocol settings) -> what a result of this job will record that is known before the
+    # model loads: n_texts, n_classes, prompts (a Prompts or None). A rerun compares them with an earlier result
+    # to decide whether it is the same measurement (run --overwrite); a fact left out is not compared.
+    facts: Callable[[TaskSpec, Any, str, dict], dict] = lambda task, data, language, settings: {}
 
     def metric(self, name: str) -> Metric:
         for metric in self.metrics:
@@ -111,7 +123,7 @@ class Queries:
 
     def values(self) -> dict[str, float]:
         return {m.name: m.aggregate(*(self.columns[c.name][1] for c in m.reads),
-                                    **{option: self.settings[option] for option in m.options}) for m in self.metrics}
+                                    **{option: setting(self.settings, option) for option in m.options}) for m in self.metrics}
 
     def resample(self, rng: np.random.Generator) -> Queries:
         """The same number of queries of each set, drawn with replacement (the gallery stays fixed)."""

@@ -153,16 +153,20 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
           settings: dict) -> tuple[dict, Outcome]:
     import torch
 
-    from ..embed import build_classifier
-
     prompts = task_prompts(spec, data, language, settings)
-    classifier = build_classifier(encoder, prompts, batch_size, settings.get("template_averaging", "normalise-then-mean"))
-    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
-    scores = {"logits": metrics.classifier_logits(images, classifier), "labels": torch.as_tensor(data.labels),
+    classifier = cache.classifier(encoder, prompts, batch_size, settings.get("template_averaging", "normalise-then-mean"))
+    images = cache.images(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
+    scores = {"logits": metrics.classifier_logits(images.embeddings, classifier.embeddings),
+              "labels": torch.as_tensor(data.labels),
               "settings": settings}
-    return scores, Outcome(len(data.images), len(prompts.classnames) * len(prompts.templates), seconds, cached,
-                           data.num_classes, prompts)
+    return scores, Outcome(len(data.images), len(prompts.classnames) * len(prompts.templates), images.seconds,
+                           images.reused, data.num_classes, prompts).embedded_with(images, classifier)
+
+
+def facts(spec: TaskSpec, data, language: str, settings: dict) -> dict:
+    prompts = task_prompts(spec, data, language, settings)
+    return {"n_texts": len(prompts.classnames) * len(prompts.templates), "n_classes": data.num_classes, "prompts": prompts}
 
 
 KIND = Kind("classification", METRICS, {"images": lambda s: s["logits"].shape[0]}, check, score,
-            predictions=predictions, renames=renames)
+            predictions=predictions, renames=renames, facts=facts)

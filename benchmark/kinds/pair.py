@@ -26,16 +26,14 @@ METRICS = (
 
 def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, num_workers: int,
           settings: dict) -> tuple[dict, Outcome]:
-    from ..embed import embed_texts
-
-    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
-    texts = embed_texts(encoder, data.texts, batch_size)
-    scores = metrics.pair_scores(images, texts)
+    images = cache.images(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
+    texts = cache.texts(encoder, data.texts, batch_size)
+    scores = metrics.pair_scores(images.embeddings, texts.embeddings)
     validation, test = scores[: data.n_validation], scores[data.n_validation:]
     threshold = metrics.median_threshold(validation)
     extra = {"text_field": data.text_field, "threshold": threshold, "n_validation": data.n_validation, "n_test": len(test)}
     return ({"test": test, "labels": data.labels, "threshold": threshold},
-            Outcome(len(data.images), len(data.texts), seconds, cached, extra=extra))
+            Outcome(len(data.images), len(data.texts), images.seconds, images.reused, extra=extra).embedded_with(images, texts))
 
 
 def predictions(scores: dict):
@@ -55,4 +53,5 @@ TEXT_FIELD = KindOption("--text-field", ("title", "summary"), with_text_field, "
 
 KIND = Kind("pair", METRICS, {"test pairs": lambda s: len(s["test"])}, no_check, score,
             options={"text_field": TEXT_FIELD}, variant=lambda data: data.text_field,
-            predictions=predictions)
+            predictions=predictions,
+            facts=lambda spec, data, language, settings: {"n_texts": len(data.texts), "n_classes": None, "prompts": None})

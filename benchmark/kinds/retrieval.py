@@ -52,10 +52,9 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
           settings: dict) -> tuple[dict, Outcome]:
     import torch
 
-    from ..embed import embed_texts
-
-    texts = embed_texts(encoder, data.texts, batch_size)
-    images, seconds, cached = cache.get(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
+    embedded_texts = cache.texts(encoder, data.texts, batch_size)
+    embedded_images = cache.images(encoder, data.images, batch_size, num_workers, center_crop(spec, settings))
+    images, texts = embedded_images.embeddings, embedded_texts.embeddings
     tie_rule = setting(settings, "tie_rule")
     positives = None if data.positives is None else torch.as_tensor(data.positives)  # many-to-many (Chinese-CLIP)
     owners = None if positives is not None else torch.as_tensor(data.text_to_image)
@@ -68,7 +67,8 @@ def score(spec: TaskSpec, data, encoder, cache, language: str, batch_size: int, 
     # the embeddings stay for the prediction lines; the image queries are the images some caption names
     queried = torch.unique(positives.view(-1, 2)[:, 1]) if positives is not None else None
     scores = {"t2i": t2i, "i2t": i2t, "images": images, "texts": texts, "image_queries": queried, "settings": settings}
-    return scores, Outcome(len(data.images), len(data.texts), seconds, cached)
+    return scores, Outcome(len(data.images), len(data.texts), embedded_images.seconds,
+                           embedded_images.reused).embedded_with(embedded_images, embedded_texts)
 
 
 def _top_lines(queries, gallery, upstream: bool, gallery_major: bool):
@@ -96,4 +96,5 @@ def predictions(scores: dict):
 
 
 KIND = Kind("retrieval", METRICS, {"texts": lambda s: len(s["t2i"]), "images": lambda s: len(s["i2t"])}, no_check, score,
-            predictions=predictions)
+            predictions=predictions,
+            facts=lambda spec, data, language, settings: {"n_texts": len(data.texts), "n_classes": None, "prompts": None})

@@ -101,7 +101,8 @@ def load(result_path: Path, result: Result, kind: Kind, names: list[str]) -> Que
                 raise ClipbenchError(f"{path}: no column '{column.name}' with one row per query of "
                                      f"'{column.queries}' (metric {metric.name}); {RERUN}", exit_code=2)
             columns[column.name] = (column.queries, rows)
-    queries = Queries(metrics, {name: int(n) for name, n in sizes.items()}, columns)
+    settings = result.protocol.settings if result.protocol else {}  # the metric options it was measured under
+    queries = Queries(metrics, {name: int(n) for name, n in sizes.items()}, columns, settings)
     for name, value in queries.values().items():
         if not _same(value, result.metrics.get(name)):
             raise ClipbenchError(f"{path}: its queries give {name} = {value!r} but {result_path} records "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import re
 from pathlib import Path
@@ -24,12 +25,26 @@ class Encoder:
     `info` is provenance: backend, id, revision, checkpoint path and hash, parameter count.
     """
 
+    interpolation = "model"  # the resize of squashed images: the weights' own, or "bicubic" (see `transform`)
+
     def __init__(self, name: str, preprocess: Callable, device: torch.device, precision: str, info: dict):
         self.name = name
         self.preprocess = preprocess
         self.device = device
         self.precision = precision
         self.info = info
+
+    def configured(self, precision: str | None = None, interpolation: str | None = None) -> "Encoder":
+        """This encoder (the same loaded weights) running at `precision` and resizing squashed images with
+        `interpolation`, as one job's protocol asks; itself when nothing changes."""
+        changes = {key: value for key, value in (("precision", precision), ("interpolation", interpolation))
+                   if value is not None and value != getattr(self, key)}
+        if not changes:
+            return self
+        other = copy.copy(self)
+        for key, value in changes.items():
+            setattr(other, key, value)
+        return other
 
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -57,10 +72,58 @@ class Encoder:
 
     def transform(self, center_crop: bool = True) -> Callable:
         """The weights' preprocessing; with center_crop=False the image is squashed to the input size
-        instead of resized on its short side and centre-cropped (ELEVATER's KITTI-Distance)."""
+        instead of resized on its short side and centre-cropped (ELEVATER's KITTI-Distance, Chinese-CLIP).
+        With `interpolation` "bicubic", a squashed image goes through Chinese-CLIP's transform instead, built
+        here the same way for every backend (`square_transform`)."""
+        if self.interpolation == "model":
+            return self._own_transform(center_crop)
+        if center_crop:
+            raise ClipbenchError(f"{self.name}: interpolation '{self.interpolation}' applies to squashed images only "
+                                 "(a protocol's preprocessing = \"square\")")
+        (height, width), mean, std = self.input_geometry()
+        return square_transform((height, width), mean, std, self.interpolation)
+
+    def _own_transform(self, center_crop: bool) -> Callable:
+        """The backend's own preprocessing, centre-cropped or squashed."""
         if center_crop:
             return self.preprocess
         raise ClipbenchError(f"{self.name}: this backend cannot turn off centre-cropping")
+
+    def input_geometry(self) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
+        """((height, width), mean, std) of the weights' preprocessing."""
+        raise ClipbenchError(f"{self.name}: this backend does not say its input size and normalisation, so no "
+                             "protocol can build its own transform for it; use a protocol with interpolation 'model'")
+
+    def describe_transform(self, center_crop: bool = True) -> str:
+        """What `transform(center_crop)` does, in words that hold from one run to the next (the disk cache's
+        key): torchvision's description of its steps and their settings."""
+        return repr(self.transform(center_crop))
+
+
+class ToRGB:
+    """PIL image -> RGB (a class, not a function, so that its repr, part of the image cache key, is stable)."""
+
+    def __call__(self, image):
+        return image.convert("RGB")
+
+    def __repr__(self) -> str:
+        return "ToRGB()"
+
+
+def square_transform(size: tuple[int, int], mean, std, interpolation: str = "bicubic") -> Callable:
+    """Chinese-CLIP's image_transform (OFA-Sys/Chinese-CLIP @ 31863c707501bf1605d36842f43deb78793dbc5d,
+    cn_clip/clip/utils.py; the same steps in cn_clip/eval/data.py EvalImgDataset._build_transform): resize to
+    (resolution, resolution) with BICUBIC interpolation whatever the model, then convert to RGB, ToTensor,
+    Normalize. Upstream normalises with OpenAI's mean and std, which are its weights' own; here the weights' own
+    mean and std are used, so that the transform equals upstream's for Chinese-CLIP weights and stays right for
+    others. (At 042050a, 2022-09, it converted to RGB first and resized with the default, bilinear, interpolation:
+    changed in 62b0272, 2022-11-08, before the zero-shot scripts of 2022-11-22.)"""
+    from torchvision.transforms import Compose, InterpolationMode, Normalize, Resize, ToTensor
+
+    if interpolation != "bicubic":
+        raise ValueError(f"unknown interpolation '{interpolation}'")
+    return Compose([Resize(tuple(size), interpolation=InterpolationMode.BICUBIC), ToRGB(), ToTensor(),
+                    Normalize(tuple(mean), tuple(std))])
 
 
 def transform_id(transform: Callable) -> str:

@@ -35,11 +35,27 @@ class HFEncoder(Encoder):
     def _preprocess(self, image, **overrides):
         return self.processor.image_processor(images=image.convert("RGB"), return_tensors="pt", **overrides)["pixel_values"][0]
 
-    def transform(self, center_crop: bool = True):
+    def _own_transform(self, center_crop: bool):
         if center_crop:
             return self.preprocess
         crop = self.processor.image_processor.crop_size
         return functools.partial(self._preprocess, do_center_crop=False, size={"height": crop["height"], "width": crop["width"]})
+
+    def input_geometry(self):
+        """The model's input size (the centre crop's, or the resize's where there is no crop), and the
+        processor's mean and std."""
+        processor = self.processor.image_processor
+        size = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
+        size = size or getattr(processor, "size", None) or {}
+        if "height" not in size or "width" not in size:
+            return super().input_geometry()
+        return (size["height"], size["width"]), tuple(processor.image_mean), tuple(processor.image_std)
+
+    def describe_transform(self, center_crop: bool = True) -> str:
+        if self.preprocess != self._preprocess or self.interpolation != "model":  # not the processor's own: its steps
+            return super().describe_transform(center_crop)
+        processor = self.processor.image_processor
+        return f"{type(processor).__name__} {processor.to_json_string()} center_crop={center_crop}"
 
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _pooled(self.model.get_image_features(pixel_values=pixels))

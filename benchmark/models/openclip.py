@@ -23,12 +23,17 @@ class OpenClipEncoder(Encoder):
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
 
-    def transform(self, center_crop: bool = True):
+    def _own_transform(self, center_crop: bool):
         if center_crop:
             return self.preprocess
         from open_clip.transform import PreprocessCfg, image_transform_v2
 
         return image_transform_v2(PreprocessCfg(**{**self.model.visual.preprocess_cfg, "resize_mode": "squash"}), is_train=False)
+
+    def input_geometry(self):
+        cfg = self.model.visual.preprocess_cfg
+        size = cfg["size"]
+        return (tuple(size[-2:]) if isinstance(size, (tuple, list)) else (size, size)), tuple(cfg["mean"]), tuple(cfg["std"])
 
     def _texts(self, texts: list[str]) -> torch.Tensor:
         return self.model.encode_text(self.tokenizer(texts).to(self.device))
