@@ -187,7 +187,7 @@ def compare(
     """Diff RESULTS against a baseline; exit 1 when a main score drops by more than the tolerance.
     With --paired A B: the difference B - A of each main score, its paired-bootstrap 95% interval and p-value."""
     from .outputs import check_file
-    from .report.regress import compare as diff, load_baseline, none_shared, render, summarise
+    from .report.regress import check_provenance, compare as diff, load_baseline, none_shared, render, summarise
     from .results import read_all
 
     if paired:
@@ -205,10 +205,11 @@ def compare(
             check_file(summary, "--summary", append=True)
         before = load_baseline(baseline)
         current = summarise(read_all(results))
+        assumed = check_provenance(current, before, f"the run ({', '.join(map(str, results))})", f"the baseline {baseline}")
     except ClipbenchError as exc:  # exit 2: unusable input, so that 1 always means a failed comparison
         raise ClipbenchError(str(exc), exit_code=2) from None
     frame, failed = diff(current, before, tolerance, use_ci)
-    text = render(frame, failed, tolerance, use_ci)
+    text = render(frame, failed, tolerance, use_ci) + (f"\n\n{assumed}" if assumed else "")
     typer.echo(text)
     _append_summary(summary, "## clipbench compare\n\n" + text + "\n")
     if none_shared(frame):
@@ -282,8 +283,9 @@ def table(
         located = read_located(results)
         mark, note = significance_marker(located, significance)
         built = build_table([r for _, r in located], metrics, layout, reference, force, mark=mark, notes=(note,))
-        if fmt.lower() == "csv":  # csv stays cells only; the note goes to stderr
-            typer.echo(note, err=True)
+    if fmt.lower() == "csv":  # csv stays cells only; the notes (significance, imported rows) go to stderr
+        for line in built.notes:
+            typer.echo(line, err=True)
     text = render(built, fmt)
     if output is None:
         typer.echo(text)
@@ -306,6 +308,21 @@ def plot(
 
     check_folder(output, "--output")
     for path in draw(read_all(results), output, metric, force):
+        typer.echo(str(path))
+
+
+@app.command()
+def export(
+    results: List[Path] = typer.Argument(..., help="Result files or folders (clipbench's, or imported CLIP_benchmark JSONs)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="clip-benchmark: one JSON per result as its cli writes them, and the CSV its build makes."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the files."),
+):
+    """Write RESULTS in another harness's format: --format clip-benchmark writes CLIP_benchmark result JSONs and benchmark.csv."""
+    from .report.export import export as write
+
+    written = write(results, fmt, output)
+    typer.echo(f"wrote {len(written) - 1} CLIP_benchmark result files and {written[-1].name} to {output}", err=True)
+    for path in written:
         typer.echo(str(path))
 
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import interop
 from .errors import ClipbenchError
 from .outputs import write_json_atomic
 
@@ -52,7 +53,7 @@ class ModelInfo(Part):
 class DatasetInfo(Part):
     format: Optional[str] = None
     location: Optional[str] = None
-    fingerprint: str
+    fingerprint: Optional[str] = None  # required of clipbench's results (check_result); imported ones have none
     n_images: Optional[int] = None
     n_texts: Optional[int] = None
     n_classes: Optional[int] = None
@@ -112,6 +113,22 @@ class RunInfo(Part):
     queries: Optional[str] = None  # --save-queries: the file name of the per-query outcomes, beside this one
 
 
+class Imported(Part):
+    """Where an imported result was read from (benchmark.interop): a CLIP_benchmark JSON. Its own names are
+    kept, so that `clipbench export` writes back what it read; `metrics` maps each of ours to its key."""
+
+    source: str
+    file: Optional[str] = None
+    dataset: Optional[str] = None
+    task: Optional[str] = None
+    model: Optional[str] = None
+    pretrained: Optional[str] = None
+    language: Optional[str] = None  # as written; None in files from before CLIP_benchmark's --language (read as en)
+    metrics: dict[str, str] = {}
+    derived: list[str] = []  # mean recalls computed here from its recalls
+    left_out: list[str] = []  # its metrics clipbench has no name for (recall@K for other K)
+
+
 class Result(Part):
     """One measurement. The fields are written in this order; a field is written only when it was set, so
     that a record writes back what it was built or read with (`dataset.details` only for kinds that have it).
@@ -133,6 +150,7 @@ class Result(Part):
     prompts: Optional[PromptsInfo]  # required; null for tasks without prompts
     protocol: Optional[ProtocolInfo] = None  # absent in results written before protocols: DEFAULT_PROTOCOL
     run: Optional[RunInfo] = None
+    imported: Optional[Imported] = None  # read from another harness's file: no fingerprint, prompts or protocol
 
     @property
     def group(self) -> str:
@@ -144,6 +162,8 @@ class Result(Part):
 
     @property
     def protocol_name(self) -> str:
+        if self.imported is not None:  # the file does not say: never DEFAULT_PROTOCOL, never equal to a run's
+            return interop.PROTOCOL
         return self.protocol.name if self.protocol else DEFAULT_PROTOCOL
 
     @property
@@ -169,13 +189,13 @@ class Result(Part):
         return write_atomic(path, self.payload())
 
     @classmethod
-    def from_disk(cls, path: Path) -> "Result":
-        """A result file given by name: it must be one."""
+    def from_disk(cls, path: Path, note=None) -> "Result":
+        """A result file given by name: it must be one (clipbench's, or CLIP_benchmark's: benchmark.interop)."""
         payload = load_json(path)
         why = not_a_result(payload)
         if why:
             raise ClipbenchError(f"{path}: {why}")
-        return check_result(path, payload)
+        return check_result(path, payload, note)
 
 
 def describe_identity(ident: tuple) -> str:
@@ -206,6 +226,7 @@ class BaselineEntry(Part):
     fingerprint: Optional[str] = None
     prompts_sha256: Optional[str] = None
     protocol: Optional[str] = None
+    imported: Optional[str] = None  # the source (CLIP_benchmark) of an entry saved from imported results
 
     @property
     def key(self) -> Key:
@@ -239,7 +260,10 @@ def load_json(path: Path):
 
 
 def not_a_result(payload) -> str | None:
-    """Why a JSON document is not a clipbench result file at all, or None when it claims to be one."""
+    """Why a JSON document is not a result file at all, or None when it claims to be one: clipbench's, or a
+    CLIP_benchmark result JSON (read through benchmark.interop)."""
+    if interop.is_clip_benchmark(payload):
+        return None
     if isinstance(payload, dict) and payload.get("kind") == BASELINE_KIND:
         return "a baseline file ('clipbench baseline save'), not a result file; pass it as --baseline"
     if not isinstance(payload, dict) or "schema_version" not in payload:
@@ -269,20 +293,29 @@ def _upgrade(path: Path, payload: dict) -> dict:
     return payload
 
 
-def check_result(path: Path, payload: dict) -> Result:
-    result = validated(Result, _upgrade(path, payload), str(path), REGENERATE)
+def _note(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def check_result(path: Path, payload: dict, note=None) -> Result:
+    """The `Result` of a payload that `not_a_result` accepted; a CLIP_benchmark JSON is imported first (`note`
+    takes the lines saying what was left out of it)."""
+    if interop.is_clip_benchmark(payload):
+        imported = {"schema_version": SCHEMA_VERSION, **interop.imported_payload(path, payload, note or _note)}
+        result = validated(Result, imported, str(path), "fix the file or move it out of the results")
+    else:
+        result = validated(Result, _upgrade(path, payload), str(path), REGENERATE)
+        if result.imported is None and result.dataset.fingerprint is None:
+            raise ClipbenchError(f"{path}: field 'dataset.fingerprint': missing; {REGENERATE}")
     if result.metrics.get(result.main_score) is None:
         raise ClipbenchError(f"{path}: field 'metrics.{result.main_score}': missing (the main score); {REGENERATE}")
     return result
 
 
-def _note(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
 def read_all(paths: list[Path], note=_note) -> list[Result]:
-    """Result files, and the result files found in folders (recursively). In a folder, JSON files that are not
-    result files at all (a baseline saved there, a config) are skipped with a note; a file given by name must
+    """Result files, and the result files found in folders (recursively); CLIP_benchmark result JSONs are
+    imported (benchmark.interop). In a folder, JSON files that are not result files at all (a baseline saved
+    there, a config) are skipped with a note; a file given by name must
     be a result file, and a result file with missing fields is an error either way."""
     results: list[Result] = []
     for path in map(Path, paths):
@@ -293,9 +326,9 @@ def read_all(paths: list[Path], note=_note) -> list[Result]:
                 if why:
                     note(f"note: skipped {file}: {why}")
                     continue
-                results.append(check_result(file, payload))
+                results.append(check_result(file, payload, note))
         elif path.is_file():
-            results.append(Result.from_disk(path))
+            results.append(Result.from_disk(path, note))
         else:
             raise ClipbenchError(f"{path} does not exist; pass result files or folders")
     return results

@@ -27,8 +27,31 @@ def summarise(results: list[Result]) -> list[BaselineEntry]:
         entries.append(BaselineEntry(
             group=key.group, task=key.task, language=key.language, main_score=metric,
             value=float(np.mean([m.metrics[metric] for m in members])), n_checkpoints=len(members),
-            ci95=members[0].interval(metric) if len(members) == 1 else None, **evaluated_as(members[0])))
+            ci95=members[0].interval(metric) if len(members) == 1 else None, **evaluated_as(members[0]),
+            **({"imported": members[0].imported.source} if members[0].imported is not None else {})))
     return entries
+
+
+def check_provenance(current: list[BaselineEntry], baseline: list[BaselineEntry], run: str, before: str) -> str | None:
+    """Imported results (benchmark.interop) record no dataset fingerprint, prompts or protocol, so a regression
+    check cannot tell whether they and clipbench's measure one thing: a run of only one kind against a baseline
+    of only the other is refused (ClipbenchError, exit 2). Imported entries are compared with imported entries
+    (their groups are marked, so they never meet clipbench's): the returned note says that their likeness is
+    assumed, not checked; None when no imported entry is compared."""
+    ours, theirs = {e.imported for e in current}, {e.imported for e in baseline}  # None: clipbench's own
+    if ours and theirs and ((ours == {None} and None not in theirs) or (theirs == {None} and None not in ours)):
+        imported, other, sources = (before, run, theirs) if ours == {None} else (run, before, ours)
+        raise ClipbenchError(
+            f"{imported} holds only results imported from {' and '.join(sorted(sources))} and {other} only "
+            "clipbench's: an imported result records no dataset fingerprint, prompts or protocol, so whether the "
+            "two measure one thing cannot be checked; put them side by side with 'clipbench table' instead",
+            exit_code=2)
+    shared = {e.key for e in current if e.imported} & {e.key for e in baseline if e.imported}
+    if not shared:
+        return None
+    return (f"note: {len(shared)} entries imported from result files of another harness are compared with imported "
+            "entries; those files record no dataset fingerprint, prompts or protocol, so that both sides were "
+            "evaluated alike is assumed, not checked.")
 
 
 def save_baseline(paths: list[Path], output: Path) -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClipbenchError
+from ..interop import MARK
 from ..kinds import METRICS_BY_KIND
 from ..results import Result
 from .columns import Stat, cell as cell_of, choose_columns
@@ -101,6 +102,17 @@ def _rows(groups: list[str], labels_from: Reference | None, reference: Reference
         if labels.count(row.label) > 1 and row.group:
             row.label = f"{row.label} [{row.group}]"
     return rows
+
+
+def imported_note(results: list[Result]) -> str | None:
+    """The line under a table with imported rows (benchmark.interop), or None when there are none."""
+    imported = [r for r in results if r.imported is not None]
+    if not imported:
+        return None
+    sources = sorted({r.imported.source for r in imported})
+    return (f"{MARK.strip()}: {len(imported)} result(s) read from {' and '.join(sources)} result files, each "
+            "group's own row; those files record no dataset fingerprint, prompts, split, precision or protocol, so "
+            "these numbers may not be measured as the other rows' are (CLIP_benchmark runs with AMP by default).")
 
 
 def _cell_text(cell: Stat | None, decimals: int) -> str:
@@ -189,5 +201,6 @@ def build_table(results: list[Result], metrics="main", layout: str | None = None
     def frame(data):
         return pd.DataFrame([data[i] for i in keep], index=index, columns=columns_index)
 
+    note = imported_note(results)
     return Table(frame(text), frame(best).astype(bool), frame(mean).astype(float), frame(std).astype(float),
-                 chosen.title if chosen else "", decimals, tuple(notes))
+                 chosen.title if chosen else "", decimals, tuple(notes) + ((note,) if note else ()))
