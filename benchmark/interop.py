@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ClipbenchError
+from .wds_names import NAMES
 
 SOURCE = "CLIP_benchmark"
 MARK = " (imported)"  # appended to the group: imported results are rows of their own
@@ -50,17 +51,11 @@ DIRECTIONS = (("image_retrieval", "t2i"), ("text_retrieval", "i2t"))  # theirs, 
 RECALL = re.compile(r"(image_retrieval|text_retrieval)_recall@(\d+)")
 LANGUAGES = {"cn": "zh", "jp": "ja"}  # CLIP_benchmark's classification language codes -> ours
 
-# CLIP_benchmark's published webdatasets (its benchmark/webdatasets.txt @ b4b6a33c8dc01fe44acf24f24f71ac7585d52571):
+# CLIP_benchmark's published webdatasets (benchmark.wds_names):
 # `clipbench run --task wds/<name>` evaluates the same test split under the same name (issue 12), so an English
 # result of one of these keeps its name. CLIP_benchmark reads a webdataset's own class names and templates
 # whatever --language says, so a result of another language is not what it says: it stays under "cb:".
-PUBLISHED_WDS = frozenset("wds/" + name for name in (
-    "mscoco_captions flickr8k flickr30k imagenet1k imagenetv2 imagenet_sketch imagenet-a imagenet-r imagenet-o objectnet "
-    "fer2013 voc2007 voc2007_multilabel sun397 cars fgvc_aircraft mnist stl10 gtsrb country211 renderedsst2 "
-    "vtab/caltech101 vtab/cifar10 vtab/cifar100 vtab/clevr_count_all vtab/clevr_closest_object_distance "
-    "vtab/diabetic_retinopathy vtab/dmlab vtab/dsprites_label_orientation vtab/dsprites_label_x_position "
-    "vtab/dsprites_label_y_position vtab/dtd vtab/eurosat vtab/kitti_closest_vehicle_distance vtab/flowers vtab/pets "
-    "vtab/pcam vtab/resisc45 vtab/smallnorb_label_azimuth vtab/smallnorb_label_elevation vtab/svhn").split())
+PUBLISHED_WDS = frozenset(NAMES)
 
 # (CLIP_benchmark dataset names, our task, its main score, languages (None: any), why the images are the same).
 # The vtab/ names are VTAB's splits (task_adaptation), whose test split is the official one for these datasets.
