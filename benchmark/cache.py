@@ -21,6 +21,7 @@ read back whole (truncated, flipped bytes, another key) is reported in one line,
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -71,7 +72,12 @@ def write_file(path: Path, tensor: torch.Tensor, meta: dict) -> None:
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.close(handle)
-        save_file({TENSOR: tensor}, tmp, metadata=meta)
+        try:
+            save_file({TENSOR: tensor}, tmp, metadata=meta)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors reports a failed write (full disk, size limit) as its own error
+            raise OSError(errno.EIO, _first_line(exc)) from None
         with open(tmp, "rb") as written:
             os.fchmod(written.fileno(), 0o666 & ~_umask())  # mkstemp and safetensors make 0600; a shared cache needs more
             os.fsync(written.fileno())

@@ -203,3 +203,24 @@ def test_cache_list_and_clear(tmp_path, filled):
 def test_a_chunk_size_below_one_is_refused_before_the_model_loads(tmp_path):
     done = clipbench(*SHAPES, "--cache-chunk-size", "0", "--output", str(tmp_path / "out"), env=env_for(tmp_path / "cache"))
     assert_clean_failure(done, 2, "--cache-chunk-size must be at least 1", out=tmp_path)
+
+
+def test_a_cache_write_that_fails_on_a_full_disk_is_a_warning_and_the_run_goes_on(tmp_path, reference):
+    """A full disk, simulated with a file-size limit that a result file fits under and the image entry does not
+    (safetensors reports that write failure as its own error type, not an OSError)."""
+    import resource
+
+    cache, out = tmp_path / "cache", tmp_path / "out"
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, 48 * 1024))
+
+    done = subprocess.run([sys.executable, "-m", "benchmark.cli", *SHAPES, "--output", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, **env_for(cache), "HF_HUB_OFFLINE": "1"},
+                          preexec_fn=small_files, timeout=600)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(cache) in warnings[0] and "File too large" in warnings[0], done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert metrics(out) == metrics(reference / "out")
+    assert not list(cache.rglob("*.tmp"))
