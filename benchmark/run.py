@@ -370,12 +370,9 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
     for key in done:
         echo(f"skip: {paths[key]} exists (same provenance); --overwrite to recompute")
 
-    disk = None
-    if options.cache and ctx.world_size > 1:
-        # every rank would have to agree on which chunks are on disk before each collective step; not done yet
-        echo("note: the embedding cache on disk is not used in data-parallel runs (each rank embeds its part anew)")
-    elif options.cache:
-        disk = DiskCache.open(options.cache_dir, warn=echo)  # not writable: a warning, then None
+    # Not in data-parallel runs (README, Big runs): every rank would first have to agree on which chunks are on
+    # disk, before each collective step; their results record image_embeddings_from_disk = null (cache off).
+    disk = DiskCache.open(options.cache_dir, warn=echo) if options.cache and ctx.world_size == 1 else None
     results = dict(done)
     for checkpoint, variant in spec.variants():
         todo = [(task, lang) for c, _, task, lang in jobs if c == checkpoint and (c, task.name, lang, task.source_file) not in skipped]
