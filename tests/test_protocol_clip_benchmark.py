@@ -317,7 +317,7 @@ def test_a_bad_metric_setting_in_a_protocol_file_is_one_line(tmp_path):
 def test_the_protocol_says_what_it_changes():
     spec = resolve("clip-benchmark")
     assert spec.changes() == ("preprocessing model; tie_rule topk-per-k; multilabel_map non-interpolated; "
-                              "topk_beyond_classes nan; recall_argmax all-classes")
+                              "topk_beyond_classes nan; recall_argmax all-classes; precision fp16")
     assert resolve("altclip") == spec
     assert {key: UPSTREAM[key] for key in ("tie_rule", "multilabel_map", "topk_beyond_classes", "recall_argmax")} == {
         "tie_rule": "topk-per-k", "multilabel_map": "non-interpolated", "topk_beyond_classes": "nan",
@@ -357,7 +357,8 @@ def test_clip_benchmark_protocol_through_the_cli(tmp_path):
                       classnames=shapes.class_names("en")[:3], templates=["a {c}."])
     multi = multi_label_wds(tmp_path / "multi")
     tasks = ("--task", str(three), "--task", str(multi))
-    for out, extra in (("cb", ("--protocol", "clip-benchmark", "--group", "cb", "--save-predictions")), ("default", ())):
+    for out, extra in (("cb", ("--protocol", "clip-benchmark", "--group", "cb", "--save-predictions",
+                                  "--precision", "fp32")), ("default", ())):
         done = clipbench("run", "--model", "tiny-shapes", *tasks, "-j", "0", "-o", str(tmp_path / out), *extra)
         assert done.returncode == 0, done.stderr
     cb = {r["task"]: r for r in read_results(tmp_path / "cb")}
