@@ -278,7 +278,8 @@ def table(
     if significance is None:
         built = build_table(read_all(results), metrics, layout, reference, force)
     else:
-        from .report.significance import read_located, significance_marker
+        from .report.significance import significance_marker
+        from .results import read_located
 
         located = read_located(results)
         mark, note = significance_marker(located, significance)

@@ -317,7 +317,12 @@ def read_all(paths: list[Path], note=_note) -> list[Result]:
     imported (benchmark.interop). In a folder, JSON files that are not result files at all (a baseline saved
     there, a config) are skipped with a note; a file given by name must
     be a result file, and a result file with missing fields is an error either way."""
-    results: list[Result] = []
+    return [result for _, result in read_located(paths, note)]
+
+
+def read_located(paths: list[Path], note=_note) -> list[tuple[Path, Result]]:
+    """`read_all`, keeping where each result was read from (a file beside it, such as its queries, is found so)."""
+    found: list[tuple[Path, Result]] = []
     for path in map(Path, paths):
         if path.is_dir():
             for file in sorted(p for p in path.rglob("*.json") if p.is_file()):
@@ -326,9 +331,9 @@ def read_all(paths: list[Path], note=_note) -> list[Result]:
                 if why:
                     note(f"note: skipped {file}: {why}")
                     continue
-                results.append(check_result(file, payload, note))
+                found.append((file, check_result(file, payload, note)))
         elif path.is_file():
-            results.append(Result.from_disk(path, note))
+            found.append((path, Result.from_disk(path, note)))
         else:
             raise ClipbenchError(f"{path} does not exist; pass result files or folders")
-    return results
+    return found

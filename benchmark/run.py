@@ -172,15 +172,13 @@ def write_predictions(path: Path, lines) -> Path:
     return write_atomic_with(path, write, "--output")
 
 
-def write_outcome(result: Result, path: Path, task: TaskSpec, outcome: Outcome, save_predictions: bool) -> Path:
-    """The prediction lines are written whole under a hidden name first, then the result, then the lines take
-    their place: a failed write (of either) leaves the earlier result and its lines as they were."""
-    if not save_predictions:
-        return result.write(path)
-    final = predictions_file(path)
-    staged = write_predictions(final.with_name(f".{final.name}.{os.getpid()}.pending.tmp"), kinds.predictions(task, outcome))
+def _with_sidecar(final: Path, stage, write_result) -> Path:
+    """A file beside a result (its prediction lines, its queries): written whole under a hidden name first by
+    `stage(path)`, then the result by `write_result()`, then the file takes its place; a failed write (of either)
+    leaves the earlier result and its files as they were."""
+    staged = stage(final.with_name(f".{final.name}.{os.getpid()}.pending.tmp"))
     try:
-        written = result.write(path)
+        written = write_result()
         os.replace(staged, final)
     except OSError as exc:
         raise write_failed(final, exc, "--output") from None
@@ -189,22 +187,23 @@ def write_outcome(result: Result, path: Path, task: TaskSpec, outcome: Outcome, 
     return written
 
 
+def write_outcome(result: Result, path: Path, task: TaskSpec, outcome: Outcome, save_predictions: bool) -> Path:
+    """The result, and with --save-predictions its prediction lines beside it (`_with_sidecar`)."""
+    if not save_predictions:
+        return result.write(path)
+    return _with_sidecar(predictions_file(path), lambda staged: write_predictions(staged, kinds.predictions(task, outcome)),
+                         lambda: result.write(path))
+
+
 def write_outcome_and_queries(result: Result, path: Path, task: TaskSpec, outcome: Outcome, options: RunOptions) -> Path:
-    """`write_outcome`, and with --save-queries the per-query outcomes beside the result (benchmark.kinds.stored):
-    written whole under a hidden name first, moved into place once the result that names them is written."""
+    """`write_outcome`, and with --save-queries the per-query outcomes beside the result (benchmark.kinds.stored),
+    moved into place once the result that names them is written."""
     if not options.save_queries:
         return write_outcome(result, path, task, outcome, options.save_predictions)
     final = queries_file(path)
     result.run.queries = final.name
-    staged = write_queries(final.with_name(f".{final.name}.{os.getpid()}.pending.tmp"), outcome.queries, result)
-    try:
-        written = write_outcome(result, path, task, outcome, options.save_predictions)
-        os.replace(staged, final)
-    except OSError as exc:
-        raise write_failed(final, exc, "--output") from None
-    finally:
-        staged.unlink(missing_ok=True)
-    return written
+    return _with_sidecar(final, lambda staged: write_queries(staged, outcome.queries, result),
+                         lambda: write_outcome(result, path, task, outcome, options.save_predictions))
 
 
 def plan_outputs(model: ModelSpec, jobs: list[tuple[str | None, ModelSpec, TaskSpec, str]], loaded: dict,

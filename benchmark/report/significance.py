@@ -39,7 +39,7 @@ import pandas as pd
 from ..errors import ClipbenchError
 from ..kinds import KINDS, Queries
 from ..kinds.stored import load as load_queries
-from ..results import Key, Result, check_result, load_json, not_a_result
+from ..results import Key, Result, read_located
 from .comparable import ASPECTS, _short
 from .reference import KNOWN_METRICS, Column
 
@@ -107,25 +107,6 @@ def paired_bootstrap(a: Queries, b: Queries, draws: int = DRAWS, seed: int = SEE
 
 def _note(line: str) -> None:
     print(line, file=sys.stderr)
-
-
-def read_located(paths: list[Path], note=_note) -> list[tuple[Path, Result]]:
-    """`benchmark.results.read_all`, keeping where each result was read from (its queries file is beside it)."""
-    found: list[tuple[Path, Result]] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*.json") if p.is_file()):
-                payload = load_json(file)
-                why = not_a_result(payload)
-                if why:
-                    note(f"note: skipped {file}: {why}")
-                    continue
-                found.append((file, check_result(file, payload)))
-        elif path.is_file():
-            found.append((path, Result.from_disk(path)))
-        else:
-            raise ClipbenchError(f"{path} does not exist; pass result files or folders")
-    return found
 
 
 def check_options(draws: int, seed: int, alpha: float) -> None:
