@@ -73,6 +73,8 @@ def model_identity(info: dict) -> dict | None:
                 "id": "<local folder>" if local and sha else model_id,
                 "pretrained": None if pretrained and os.path.isfile(str(pretrained)) else pretrained,
                 "revision": revision, "checkpoint_sha256": sha}
+    if info.get("text_input"):  # how texts are tokenised, where it is not the backend's default (SigLIP)
+        identity["text_input"] = info["text_input"]
     checkpoint = info.get("checkpoint")
     if checkpoint and (local or model_id.startswith("hf-hub:") or info.get("backend") == "transformers"):
         try:

@@ -93,3 +93,79 @@ def write_tiny_hf_clip(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder, safe_serialization=True)
     processor.save_pretrained(folder)
     return folder
+
+
+SIGLIP_CORPUS = ("a photo of a red circle . a drawing of a blue star . a photo of two cats . a photo of two dogs . "
+                 "a green square on a white background . a small yellow triangle . a photo of the number seven")
+
+
+def tiny_siglip_tokenizer(folder: Path):
+    """A real SiglipTokenizer over a SentencePiece unigram model trained here, offline, on a few English
+    captions (ids as SigLIP's: 0 <pad>, 1 </s> (also its pad token), 2 <unk>), written as `spiece.model`."""
+    import io as _io
+
+    import sentencepiece as spm
+    from transformers import SiglipTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [line.strip() for line in SIGLIP_CORPUS.split(" . ")] * 8
+    model = _io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, vocab_size=64,
+                                   model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                                   hard_vocab_limit=False, num_threads=1, minloglevel=2)
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    return SiglipTokenizer(vocab_file=str(folder / "spiece.model"), model_max_length=64)
+
+
+def tiny_gemma_tokenizer():
+    """A real GemmaTokenizer (SigLIP 2's: <pad> 0, <eos> 1, <bos> 2, no BOS, EOS appended, case kept) whose
+    vocabulary is the byte-fallback pieces and the characters of both cases (no merges: one token a character)."""
+    from transformers import GemmaTokenizer
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4}
+    vocab.update({f"<0x{byte:02X}>": 5 + byte for byte in range(256)})
+    for char in "▁" + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'":
+        vocab.setdefault(char, len(vocab))
+    return GemmaTokenizer(vocab=vocab, merges=[], add_bos_token=False, add_eos_token=True, model_max_length=64)
+
+
+def write_tiny_siglip(folder: Path, seed: int = 0, gemma: bool = False) -> Path:
+    """A randomly initialised transformers SiglipModel saved as the hub serves google/siglip-base-patch16-224
+    (config.json, model.safetensors, preprocessor_config.json, tokenizer files): 64 text positions, a 32 px
+    square input, SiglipImageProcessor's own defaults otherwise. gemma=True: a SigLIP 2 fixed-resolution
+    checkpoint instead (the same SiglipModel class, with a Gemma tokenizer)."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    tokenizer = tiny_gemma_tokenizer() if gemma else tiny_siglip_tokenizer(folder)
+    config = SiglipConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=None),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2),
+    )
+    torch.manual_seed(seed)
+    model = SiglipModel(config).eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    # the hub's files: preprocessor_config.json and the tokenizer's own, each saved by its class
+    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_tiny_naflex(folder: Path) -> Path:
+    """A randomly initialised SigLIP 2 NaFlex model (Siglip2Model, config model_type "siglip2"), saved."""
+    import torch
+    from transformers import Siglip2Config, Siglip2Model
+
+    config = Siglip2Config(
+        text_config=dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=None,
+                         eos_token_id=1),
+        vision_config=dict(num_patches=16, patch_size=8, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=1, num_attention_heads=2),
+    )
+    torch.manual_seed(0)
+    Siglip2Model(config).eval().save_pretrained(folder, safe_serialization=True)
+    return folder

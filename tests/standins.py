@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import write_tiny_hf_clip
+from helpers import write_tiny_hf_clip, write_tiny_siglip
 
 CORPUS = (
     "a photo of a red circle . a drawing of a blue star . uma foto de um círculo vermelho . "
@@ -123,6 +123,10 @@ def transformers_altclip(cache: Path, repo_id: str) -> None:
     AltCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
 
 
+def transformers_siglip(cache: Path, repo_id: str) -> None:
+    write_tiny_siglip(snapshot(cache, repo_id))
+
+
 BUILDERS = {
     "capivara": open_clip_xlmr,
     "openclip-xlmr-b32": open_clip_xlmr,
@@ -131,6 +135,7 @@ BUILDERS = {
     "cft-clip": transformers_clip,
     "openai-vit-l14": transformers_clip,
     "openai-vit-b32": transformers_clip,
+    "siglip-base": transformers_siglip,
 }
 
 

@@ -65,7 +65,10 @@ with torch.no_grad():
         from transformers import AutoModel, AutoProcessor
         model = AutoModel.from_pretrained(model_id).eval()
         processor = AutoProcessor.from_pretrained(model_id)
-        inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
+        # SigLIP's card pads to the full length ("important: we pass padding=max_length"); CLIP's to the longest
+        siglip = model.config.model_type == "siglip"
+        inputs = processor(text=texts, images=images, return_tensors="pt", padding="max_length" if siglip else True,
+                           **({"truncation": True} if siglip else {}))
         out_i = model.get_image_features(pixel_values=inputs["pixel_values"])
         out_t = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         ref_i = out_i if isinstance(out_i, torch.Tensor) else out_i.pooler_output

@@ -32,6 +32,21 @@ XLMR_BASE = {"vocab_size": 250002, "hidden_size": 768, "num_hidden_layers": 12, 
              "intermediate_size": 3072, "max_position_embeddings": 514, "type_vocab_size": 1, "pad_token_id": 1}
 
 
+# google/siglip-base-patch16-224 (SiglipConfig's defaults are this model's)
+SIGLIP_B16_VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+                     "image_size": 224, "patch_size": 16}
+SIGLIP_B16_TEXT = {"vocab_size": 32000, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                   "num_attention_heads": 12, "max_position_embeddings": 64}
+
+
+def siglip(vision: dict, text: dict) -> int:
+    import torch
+    from transformers import SiglipConfig, SiglipModel
+
+    with torch.device("meta"):
+        return _count(SiglipModel(SiglipConfig(vision_config=vision, text_config=text)))
+
+
 def clip(vision: dict, text: dict) -> int:
     import torch
     from transformers import CLIPConfig, CLIPModel
@@ -90,6 +105,7 @@ def registered() -> dict[str, int]:
         "cft-clip": large,
         "openai-vit-l14": large,
         "openai-vit-b32": clip(VIT_B32_VISION, VIT_B32_TEXT),
+        "siglip-base": siglip(SIGLIP_B16_VISION, SIGLIP_B16_TEXT),
     }
 
 

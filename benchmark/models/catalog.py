@@ -99,6 +99,19 @@ def specs() -> list[ModelSpec]:
             parameters=151_277_313,  # python -m benchmark.dev.sizes
             notes="OpenAI CLIP ViT-B/32",
         ),
+        ModelSpec(
+            name="siglip-base",
+            backend="transformers",
+            id="google/siglip-base-patch16-224",
+            # as pinned by MTEB: embeddings-benchmark/mteb @ 0eb0ea026c672fb61ad64506571aaccdb033c37f,
+            # mteb/models/model_implementations/siglip_models.py (siglip_base_patch16_224); not checked against the hub
+            revision="7fd15f0689c79d79e38b1c2e2e2370a7bf2761ed",
+            languages=["en"],
+            licence="apache-2.0",
+            context_length=64,
+            parameters=203_155_970,  # python -m benchmark.dev.sizes (MTEB's n_parameters says the same)
+            notes="SigLIP ViT-B/16, 224 px (SiglipModel + SiglipProcessor): texts padded to 64 tokens, images squashed to 224 x 224",
+        ),
     ]
 
 

@@ -8,6 +8,7 @@ import os
 import torch
 
 from ..errors import ClipbenchError
+from . import siglip
 from .base import Encoder, count_parameters, offline_hint, sha256_file
 from .hub import cached_weights, commit_of
 from .weights import weights_problem
@@ -24,19 +25,28 @@ def _pooled(output) -> torch.Tensor:
 
 
 class HFEncoder(Encoder):
-    def __init__(self, name, model, processor, device, precision, info, context_length=None):
+    """`pad_to_length`: pad every text to exactly this many tokens (SigLIP, see siglip.py) instead of to the
+    longest of its batch; `lowercase`: lowercase texts before tokenising (SigLIP 2's Gemma tokenizer)."""
+
+    def __init__(self, name, model, processor, device, precision, info, context_length=None,
+                 pad_to_length=None, lowercase=False):
         self.processor = processor
-        self.context_length = context_length or getattr(processor.tokenizer, "model_max_length", None)
+        self.context_length = pad_to_length or context_length or getattr(processor.tokenizer, "model_max_length", None)
         if self.context_length and self.context_length > 100_000:  # "no limit" sentinel
             self.context_length = None
+        self.padding = "max_length" if pad_to_length else True
+        self.lowercase = lowercase
         super().__init__(name, self._preprocess, device, precision, info)
         self.model = model
 
     def _preprocess(self, image, **overrides):
         return self.processor.image_processor(images=image.convert("RGB"), return_tensors="pt", **overrides)["pixel_values"][0]
 
+    def _crops(self) -> bool:
+        return bool(getattr(self.processor.image_processor, "do_center_crop", False))
+
     def _own_transform(self, center_crop: bool):
-        if center_crop:
+        if center_crop or not self._crops():  # a processor without a crop (SigLIP) already squashes to its size
             return self.preprocess
         crop = self.processor.image_processor.crop_size
         return functools.partial(self._preprocess, do_center_crop=False, size={"height": crop["height"], "width": crop["width"]})
@@ -55,14 +65,16 @@ class HFEncoder(Encoder):
         if self.preprocess != self._preprocess or self.interpolation != "model":  # not the processor's own: its steps
             return super().describe_transform(center_crop)
         processor = self.processor.image_processor
-        return f"{type(processor).__name__} {processor.to_json_string()} center_crop={center_crop}"
+        return f"{type(processor).__name__} {processor.to_json_string()} center_crop={center_crop and self._crops()}"
 
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _pooled(self.model.get_image_features(pixel_values=pixels))
 
     def _texts(self, texts: list[str]) -> torch.Tensor:
+        if self.lowercase:
+            texts = [text.lower() for text in texts]
         tokens = self.processor.tokenizer(
-            texts, padding=True, truncation=self.context_length is not None,
+            texts, padding=self.padding, truncation=self.context_length is not None,
             max_length=self.context_length, return_tensors="pt",
         ).to(self.device)
         return _pooled(self.model.get_text_features(**tokens))
@@ -78,7 +90,7 @@ def _weights_file(model_id: str, revision: str | None) -> str | None:
 
 def load(name: str, model_id: str, device: torch.device, precision: str, revision: str | None = None,
          trust_remote_code: bool = False, context_length: int | None = None) -> HFEncoder:
-    from transformers import AutoModel, AutoProcessor
+    from transformers import AutoConfig, AutoModel, AutoProcessor
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -87,8 +99,12 @@ def load(name: str, model_id: str, device: torch.device, precision: str, revisio
         raise ClipbenchError(f"model directory {model_id} does not exist; check the path", exit_code=2)
     model_id = os.path.expanduser(model_id)
     try:
+        config = AutoConfig.from_pretrained(model_id, revision=revision, trust_remote_code=trust_remote_code)
+        siglip.refuse_naflex(model_id, config)
         model = AutoModel.from_pretrained(model_id, revision=revision, trust_remote_code=trust_remote_code)
         processor = AutoProcessor.from_pretrained(model_id, revision=revision, trust_remote_code=trust_remote_code)
+    except ClipbenchError:
+        raise
     except Exception as exc:  # noqa: BLE001 - transformers and safetensors raise their own types
         problem = offline_hint(model_id, exc) or weights_problem(_weights_file(model_id, revision))
         if problem:
@@ -111,4 +127,9 @@ def load(name: str, model_id: str, device: torch.device, precision: str, revisio
         "parameters": count_parameters(model),
         "class": type(model).__name__,
     }
+    if siglip.is_siglip(model.config):
+        length, lowercase = siglip.text_length(name, model.config, context_length), not siglip.preprocesses_itself(processor.tokenizer)
+        # recorded in results, and part of the disk cache's key: these texts embed differently from padding=True
+        info["text_input"] = {"padding": "max_length", "max_length": length, "truncation": True, "lowercase": lowercase}
+        return HFEncoder(name, model, processor, device, precision, info, pad_to_length=length, lowercase=lowercase)
     return HFEncoder(name, model, processor, device, precision, info, context_length)

@@ -1,0 +1,156 @@
+"""SigLIP and SigLIP 2 through the transformers backend, on tiny random models saved in the hub's on-disk form
+with their real tokenizers (SiglipTokenizer over a SentencePiece model trained here; SigLIP 2's Gemma
+tokenizer), checked against the model card's own snippet run directly through transformers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import standins
+from benchmark import models
+from benchmark.errors import ClipbenchError
+from benchmark.models.catalog import model_registry
+from helpers import drawn_image, write_tiny_naflex, write_tiny_siglip
+
+TEXTS = ["A photo of two Cats!", "a drawing of a blue star", "A GREEN square, on a white background.",
+         "a photo of the number seven"]
+LONG = " ".join(["a small yellow triangle next to a red circle"] * 12)  # more than 64 tokens: truncated
+
+
+@pytest.fixture(scope="module")
+def siglip_dir(tmp_path_factory):
+    return write_tiny_siglip(tmp_path_factory.mktemp("siglip") / "tiny-siglip")
+
+
+@pytest.fixture(scope="module")
+def siglip2_dir(tmp_path_factory):
+    return write_tiny_siglip(tmp_path_factory.mktemp("siglip2") / "tiny-siglip2", seed=1, gemma=True)
+
+
+def images():
+    """Not square, so that a crop and a squash would differ."""
+    return [drawn_image(seed).resize((48, 30)) for seed in range(3)]
+
+
+def load(folder):
+    return models.load(models.resolve(f"hf:{folder}"), torch.device("cpu"), "fp32")
+
+
+def ours(encoder, pictures, texts):
+    return encoder.encode_images(torch.stack([encoder.preprocess(im) for im in pictures])), encoder.encode_texts(texts)
+
+
+def model_card(folder, pictures, texts, **text_options):
+    """The model card: processor(text, images, padding="max_length"), model(**inputs) -> logits_per_image."""
+    from transformers import AutoModel, AutoProcessor
+
+    model = AutoModel.from_pretrained(folder).eval()
+    processor = AutoProcessor.from_pretrained(folder)
+    options = {"padding": "max_length", **text_options}
+    with torch.no_grad():
+        out = model(**processor(text=texts, images=pictures, return_tensors="pt", **options))
+    scale, bias = model.logit_scale.exp().item(), model.logit_bias.item()
+    return out, (out.logits_per_image - bias) / scale  # the cosine similarities
+
+
+def check_equal_to_card(encoder, folder, texts, card_texts):
+    pictures = images()
+    image_rows, text_rows = ours(encoder, pictures, texts)
+    out, cosines = model_card(folder, pictures, card_texts, truncation=True)
+    assert torch.allclose(image_rows, F.normalize(out.image_embeds, dim=-1), atol=1e-5)
+    assert torch.allclose(text_rows, F.normalize(out.text_embeds, dim=-1), atol=1e-5)
+    assert torch.allclose(image_rows @ text_rows.T, cosines, atol=1e-5)
+    assert torch.equal((image_rows @ text_rows.T).argsort(dim=1), cosines.argsort(dim=1))
+    assert (text_rows[0] - text_rows[1]).abs().max() > 1e-3  # the texts really differ, so the checks can fail
+
+
+def test_siglip_embeds_as_its_model_card(siglip_dir):
+    encoder = load(siglip_dir)
+    assert encoder.info["class"] == "SiglipModel"
+    assert encoder.info["text_input"] == {"padding": "max_length", "max_length": 64, "truncation": True, "lowercase": False}
+    check_equal_to_card(encoder, siglip_dir, TEXTS + [LONG], TEXTS + [LONG])
+
+
+def test_siglip2_fixed_resolution_lowercases_its_texts(siglip2_dir):
+    """SigLIP 2 (fixed resolution) is a SiglipModel with a Gemma tokenizer, which keeps case; it was trained on
+    lowercased text, so texts are lowercased here (the card's snippet with lowercased texts)."""
+    encoder = load(siglip2_dir)
+    assert type(encoder.processor.tokenizer).__name__ == "GemmaTokenizer"
+    assert encoder.info["text_input"]["lowercase"] is True
+    check_equal_to_card(encoder, siglip2_dir, TEXTS + [LONG], [text.lower() for text in TEXTS + [LONG]])
+    _, as_written = model_card(siglip2_dir, images(), TEXTS, truncation=True)
+    _, lowered = model_card(siglip2_dir, images(), [text.lower() for text in TEXTS], truncation=True)
+    assert (as_written[:, 0] - lowered[:, 0]).abs().max() > 1e-4  # case changes the numbers: the lowercasing matters
+
+
+@pytest.mark.parametrize("which", ["siglip", "siglip2"])
+def test_a_text_embeds_the_same_alone_or_beside_a_longer_one(which, siglip_dir, siglip2_dir):
+    """Padding to the longest text of a batch (padding=True, what CLIP models get) would change the last position
+    SigLIP pools: the short text would embed differently beside the long one. Padded to max_length, it does not."""
+    folder = siglip_dir if which == "siglip" else siglip2_dir
+    encoder = load(folder)
+    alone = encoder.encode_texts([TEXTS[1]])[0]
+    beside = encoder.encode_texts([TEXTS[1], LONG])[0]
+    assert torch.allclose(alone, beside, atol=1e-6)
+    out, _ = model_card(folder, images()[:1], [TEXTS[1].lower()], padding=True, truncation=True)
+    assert (F.normalize(out.text_embeds[0], dim=-1) - alone).abs().max() > 1e-3  # padding=True, alone: unpadded, another embedding
+
+
+def test_images_are_squashed_by_the_processor_crop_or_not(siglip_dir):
+    """SiglipImageProcessor resizes to its square size without a crop; a task's centre crop (the model's own
+    transform) and its squash (center_crop = false) are then one and the same transform."""
+    from transformers import AutoProcessor
+
+    encoder = load(siglip_dir)
+    picture = images()[0]
+    expected = AutoProcessor.from_pretrained(siglip_dir)(images=picture, return_tensors="pt")["pixel_values"][0]
+    assert expected.shape == (3, 32, 32)
+    for center_crop in (True, False):
+        assert torch.equal(encoder.transform(center_crop)(picture), expected)
+    assert encoder.describe_transform(True) == encoder.describe_transform(False)
+    assert encoder.input_geometry() == ((32, 32), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def test_a_naflex_model_is_refused_in_one_line(tmp_path):
+    folder = write_tiny_naflex(tmp_path / "tiny-naflex")
+    with pytest.raises(ClipbenchError) as refused:
+        load(folder)
+    message = str(refused.value)
+    assert "\n" not in message and str(folder) in message and "NaFlex" in message and refused.value.exit_code == 2
+
+
+def test_a_context_length_other_than_the_positions_is_refused(siglip_dir):
+    spec = models.resolve(f"hf:{siglip_dir}").model_copy(update={"context_length": 77})
+    with pytest.raises(ClipbenchError, match="context_length 77 differs from the model's 64"):
+        models.load(spec, torch.device("cpu"), "fp32")
+
+
+LOAD_REGISTERED = r'''
+import json, torch
+from benchmark import models
+encoder = models.load(models.resolve("siglip-base"), torch.device("cpu"), "fp32")
+rows = encoder.encode_texts(["a photo of two cats", "a photo of two cats", "a blue star"])
+print(json.dumps({"revision": encoder.info["revision"], "class": encoder.info["class"],
+                  "text_input": encoder.info["text_input"], "shape": list(rows.shape)}))
+'''
+
+
+def test_the_registered_spec_loads_offline_from_the_hub_cache(tmp_path):
+    spec = model_registry().get("siglip-base")
+    assert (spec.backend, spec.id, spec.licence, spec.languages) == (
+        "transformers", "google/siglip-base-patch16-224", "apache-2.0", ["en"])
+    assert spec.revision == "7fd15f0689c79d79e38b1c2e2e2370a7bf2761ed"
+    cache = tmp_path / "hub"
+    commit = standins.build(cache, "siglip-base", spec.id)
+    assert commit == spec.revision  # the stand-in sits under the pinned commit, as the hub cache would hold it
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", LOAD_REGISTERED], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded == {"revision": spec.revision, "class": "SiglipModel", "shape": [3, 32],
+                      "text_input": {"padding": "max_length", "max_length": 64, "truncation": True, "lowercase": False}}
