@@ -8,7 +8,8 @@ since the model was trained with this"; transformers v5.24 models/siglip/modelin
 Left out, it costs a lot: MTEB's fix, embeddings-benchmark/mteb pull request #1424 ("`padding=True` ->
 `padding="max_length"`", MNIST zero-shot ~10 -> 80+ accuracy), and big_vision issue #186 (SigLIP 2 retrieval
 repaired by `padding="max_length", max_length=64, truncation=True`). CLIP_benchmark issue #135 (SigLIP 2 at 74%
-on ImageNet) pads to max_length but passes input_ids only and does not lowercase. We tokenise as MTEB does
+on ImageNet through transformers; no resolution in the thread as we read it) pads to max_length but passes
+input_ids only and does not lowercase. We tokenise as MTEB does
 (embeddings-benchmark/mteb @ 0eb0ea026c672fb61ad64506571aaccdb033c37f,
 mteb/models/model_implementations/siglip_models.py, SiglipModelWrapper.get_text_embeddings): padding="max_length",
 truncation=True, and `get_text_features(**inputs)` with everything the tokenizer returns (input_ids and its
