@@ -114,11 +114,13 @@ def tiny_siglip_tokenizer(folder: Path):
                                    model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
                                    hard_vocab_limit=False, num_threads=1, minloglevel=2)
     (folder / "spiece.model").write_bytes(model.getvalue())
-    return SiglipTokenizer(vocab_file=str(folder / "spiece.model"), model_max_length=64)
+    # as transformers' convert_siglip_to_hf.py made the hub's: no attention_mask ("original one doesn't require it")
+    return SiglipTokenizer(vocab_file=str(folder / "spiece.model"), model_max_length=64, model_input_names=["input_ids"])
 
 
 def tiny_gemma_tokenizer():
-    """A real GemmaTokenizer (SigLIP 2's: <pad> 0, <eos> 1, <bos> 2, no BOS, EOS appended, case kept) whose
+    """A real GemmaTokenizer with SigLIP 2's settings (transformers' convert_siglip_to_hf.py: no BOS, EOS appended,
+    right padding, no attention_mask, do_lower_case=True, which GemmaTokenizer ignores: case is kept) whose
     vocabulary is the byte-fallback pieces and the characters of both cases (no merges: one token a character)."""
     from transformers import GemmaTokenizer
 
@@ -126,7 +128,8 @@ def tiny_gemma_tokenizer():
     vocab.update({f"<0x{byte:02X}>": 5 + byte for byte in range(256)})
     for char in "▁" + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'":
         vocab.setdefault(char, len(vocab))
-    return GemmaTokenizer(vocab=vocab, merges=[], add_bos_token=False, add_eos_token=True, model_max_length=64)
+    return GemmaTokenizer(vocab=vocab, merges=[], add_bos_token=False, add_eos_token=True, padding_side="right",
+                          do_lower_case=True, model_input_names=["input_ids"], model_max_length=64)
 
 
 def write_tiny_siglip(folder: Path, seed: int = 0, gemma: bool = False) -> Path:
@@ -149,7 +152,8 @@ def write_tiny_siglip(folder: Path, seed: int = 0, gemma: bool = False) -> Path:
     model = SiglipModel(config).eval()
     model.save_pretrained(folder, safe_serialization=True)
     # the hub's files: preprocessor_config.json and the tokenizer's own, each saved by its class
-    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    resample = {"resample": 2} if gemma else {}  # SigLIP 2's processors resize bilinearly (the conversion script)
+    SiglipImageProcessor(size={"height": 32, "width": 32}, **resample).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

@@ -70,7 +70,7 @@ with torch.no_grad():
         inputs = processor(text=texts, images=images, return_tensors="pt", padding="max_length" if siglip else True,
                            **({"truncation": True} if siglip else {}))
         out_i = model.get_image_features(pixel_values=inputs["pixel_values"])
-        out_t = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        out_t = model.get_text_features(**{k: inputs[k] for k in ("input_ids", "attention_mask") if k in inputs})
         ref_i = out_i if isinstance(out_i, torch.Tensor) else out_i.pooler_output
         ref_t = out_t if isinstance(out_t, torch.Tensor) else out_t.pooler_output
 ref_i, ref_t = F.normalize(ref_i, dim=-1), F.normalize(ref_t, dim=-1)

@@ -2,10 +2,7 @@
 with their real tokenizers (SiglipTokenizer over a SentencePiece model trained here; SigLIP 2's Gemma
 tokenizer), checked against the model card's own snippet run directly through transformers."""
 
-import json
-import os
-import subprocess
-import sys
+import shutil
 
 import pytest
 import torch
@@ -72,7 +69,8 @@ def check_equal_to_card(encoder, folder, texts, card_texts):
 def test_siglip_embeds_as_its_model_card(siglip_dir):
     encoder = load(siglip_dir)
     assert encoder.info["class"] == "SiglipModel"
-    assert encoder.info["text_input"] == {"padding": "max_length", "max_length": 64, "truncation": True, "lowercase": False}
+    assert encoder.info["text_input"] == {"padding": "max_length", "max_length": 64, "truncation": True,
+                                          "attention_mask": False, "lowercase": False}
     check_equal_to_card(encoder, siglip_dir, TEXTS + [LONG], TEXTS + [LONG])
 
 
@@ -99,6 +97,23 @@ def test_a_text_embeds_the_same_alone_or_beside_a_longer_one(which, siglip_dir, 
     assert torch.allclose(alone, beside, atol=1e-6)
     out, _ = model_card(folder, images()[:1], [TEXTS[1].lower()], padding=True, truncation=True)
     assert (F.normalize(out.text_embeds[0], dim=-1) - alone).abs().max() > 1e-3  # padding=True, alone: unpadded, another embedding
+
+
+def test_no_attention_mask_even_when_the_tokenizer_returns_one(siglip_dir):
+    """The hub's SigLIP tokenizers return input_ids alone, as big_vision feeds its text tower; one re-saved
+    without that setting returns an attention_mask, which would change the pooled last (padding) position."""
+    from transformers import AutoModel
+
+    encoder = load(siglip_dir)
+    tokenizer = encoder.processor.tokenizer
+    assert list(tokenizer(TEXTS[:1])) == ["input_ids"]  # the stand-in's tokenizer is as the hub's
+    expected = encoder.encode_texts(TEXTS)
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    assert torch.allclose(encoder.encode_texts(TEXTS), expected, atol=1e-6)
+    masked = tokenizer(TEXTS, padding="max_length", max_length=64, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        out = AutoModel.from_pretrained(siglip_dir).eval().get_text_features(**masked)
+    assert (F.normalize(out.pooler_output, dim=-1) - expected).abs().max() > 1e-3  # the mask would matter
 
 
 def test_images_are_squashed_by_the_processor_crop_or_not(siglip_dir):
@@ -130,27 +145,21 @@ def test_a_context_length_other_than_the_positions_is_refused(siglip_dir):
         models.load(spec, torch.device("cpu"), "fp32")
 
 
-LOAD_REGISTERED = r'''
-import json, torch
-from benchmark import models
-encoder = models.load(models.resolve("siglip-base"), torch.device("cpu"), "fp32")
-rows = encoder.encode_texts(["a photo of two cats", "a photo of two cats", "a blue star"])
-print(json.dumps({"revision": encoder.info["revision"], "class": encoder.info["class"],
-                  "text_input": encoder.info["text_input"], "shape": list(rows.shape)}))
-'''
+def test_the_registered_spec_loads_offline_from_the_hub_cache(siglip_dir, tmp_path, monkeypatch):
+    """Through the real loader and huggingface_hub's cache lookup, offline, from the stand-in placed in a hub cache
+    under the pinned commit (test_models.py runs it through the command line with $HF_HUB_CACHE as well)."""
+    import huggingface_hub.constants
 
-
-def test_the_registered_spec_loads_offline_from_the_hub_cache(tmp_path):
     spec = model_registry().get("siglip-base")
     assert (spec.backend, spec.id, spec.licence, spec.languages) == (
         "transformers", "google/siglip-base-patch16-224", "apache-2.0", ["en"])
     assert spec.revision == "7fd15f0689c79d79e38b1c2e2e2370a7bf2761ed"
     cache = tmp_path / "hub"
-    commit = standins.build(cache, "siglip-base", spec.id)
-    assert commit == spec.revision  # the stand-in sits under the pinned commit, as the hub cache would hold it
-    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", LOAD_REGISTERED], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout.strip().splitlines()[-1])
-    assert loaded == {"revision": spec.revision, "class": "SiglipModel", "shape": [3, 32],
-                      "text_input": {"padding": "max_length", "max_length": 64, "truncation": True, "lowercase": False}}
+    snapshot = standins.snapshot(cache, spec.id)
+    assert snapshot.name == spec.revision  # the stand-in sits under the pinned commit, as the hub cache would hold it
+    shutil.copytree(siglip_dir, snapshot, dirs_exist_ok=True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))  # what $HF_HUB_CACHE sets
+    encoder = models.load(models.resolve("siglip-base"), torch.device("cpu"), "fp32")
+    assert (encoder.info["revision"], encoder.info["class"]) == (spec.revision, "SiglipModel")
+    assert encoder.info["checkpoint"] == str(snapshot / "model.safetensors")
+    assert torch.allclose(encoder.encode_texts(TEXTS), load(siglip_dir).encode_texts(TEXTS), atol=1e-6)

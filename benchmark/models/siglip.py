@@ -9,12 +9,20 @@ Left out, it costs a lot: MTEB's fix, embeddings-benchmark/mteb pull request #14
 `padding="max_length"`", MNIST zero-shot ~10 -> 80+ accuracy), and big_vision issue #186 (SigLIP 2 retrieval
 repaired by `padding="max_length", max_length=64, truncation=True`). CLIP_benchmark issue #135 (SigLIP 2 at 74%
 on ImageNet through transformers; no resolution in the thread as we read it) pads to max_length but passes
-input_ids only and does not lowercase. We tokenise as MTEB does
-(embeddings-benchmark/mteb @ 0eb0ea026c672fb61ad64506571aaccdb033c37f,
-mteb/models/model_implementations/siglip_models.py, SiglipModelWrapper.get_text_embeddings): padding="max_length",
-truncation=True, and `get_text_features(**inputs)` with everything the tokenizer returns (input_ids and its
-attention_mask), which is also the model card's `model(**inputs)`. The length is the text tower's
-max_position_embeddings (64 for the released checkpoints).
+input_ids only and does not lowercase. So texts are padded to the text tower's max_position_embeddings (64 for the
+released checkpoints) and truncated, as MTEB does (embeddings-benchmark/mteb @
+0eb0ea026c672fb61ad64506571aaccdb033c37f, mteb/models/model_implementations/siglip_models.py,
+SiglipModelWrapper.get_text_embeddings: padding="max_length", truncation=True).
+
+No attention mask. big_vision's text encoder attends to the padding too (no mask; open_clip's SigLIP likewise,
+mlfoundations/open_clip issue #984). transformers' conversion script saved the hub's tokenizers with
+`model_input_names=["input_ids"]` ("important: make tokenizer not return attention_mask since original one
+doesn't require it") and checked the converted logits against big_vision's with `model(input_ids=...)` alone
+(huggingface/transformers @ 283d692a8db02072c2a4ce2ebaa844c6701f03ec,
+src/transformers/models/siglip/convert_siglip_to_hf.py, convert_siglip_checkpoint; the SigLIP 2 tokenizer the
+same way, get_tokenizer). So the model card's `model(**processor(...))` feeds input_ids alone on the hub's files,
+and so do we, always: a tokenizer re-saved without that setting returns an attention_mask, which would change
+the last position's embedding.
 
 Text preprocessing. SigLIP's own SiglipTokenizer canonicalises every text itself (lowercase when its config's
 do_lower_case, punctuation stripped, whitespace collapsed: big_vision's prompt_engineering.canonicalize_text,
@@ -23,15 +31,18 @@ checkpoints (google/siglip2-*-patch*-NNN) are SiglipModel (config model_type "si
 that does not lowercase (their tokenizer_config says GemmaTokenizer; transformers docs model_doc/siglip2.md:
 "FixRes ... backwards compatible with SigLIP"); SigLIP 2 was trained on lowercased text (big_vision issues #186
 and #187, the authors: "lowercasing the captions"; transformers pull request #43101 added Siglip2Tokenizer =
-Gemma + lowercasing, but maps it to model_type "siglip2" only). So for a SigLIP model whose tokenizer is not
+Gemma + lowercasing, but maps it to model_type "siglip2" only; the conversion script above asks its Gemma
+tokenizer for do_lower_case=True, which GemmaTokenizer ignores). So for a SigLIP model whose tokenizer is not
 SiglipTokenizer, texts are lowercased here before tokenising.
 
 NaFlex. model_type "siglip2" is SigLIP 2's NaFlex variant (Siglip2Model): its image tower takes patch
 sequences with pixel_attention_mask and spatial_shapes at each image's own aspect ratio, which our one-tensor-
 per-image contract cannot carry. It is refused at load rather than evaluated wrongly.
 
-Images need nothing here: SiglipImageProcessor resizes to its square size (bicubic, no crop) and normalises with
-mean = std = 0.5, and HFEncoder applies the processor itself (see hf.HFEncoder._own_transform).
+Images need nothing here: SiglipImageProcessor resizes to its square size without a crop (bicubic; SigLIP 2's
+conversion sets bilinear) and normalises with mean = std = 0.5, as big_vision's evaluations resize; HFEncoder
+applies the processor itself, so a task's centre crop and its squash are both that one transform
+(see hf.HFEncoder._own_transform).
 """
 
 from __future__ import annotations
