@@ -25,8 +25,9 @@ def _pooled(output) -> torch.Tensor:
 
 
 class HFEncoder(Encoder):
-    """`pad_to_length`: pad every text to exactly this many tokens (SigLIP, see siglip.py) instead of to the
-    longest of its batch; `lowercase`: lowercase texts before tokenising (SigLIP 2's Gemma tokenizer)."""
+    """`pad_to_length`: pad every text to exactly this many tokens and feed the text tower input_ids alone, no
+    attention mask (SigLIP, see siglip.py), instead of padding to the longest of the batch and feeding all the
+    tokenizer returns; `lowercase`: lowercase texts before tokenising (SigLIP 2's Gemma tokenizer)."""
 
     def __init__(self, name, model, processor, device, precision, info, context_length=None,
                  pad_to_length=None, lowercase=False):
@@ -35,6 +36,7 @@ class HFEncoder(Encoder):
         if self.context_length and self.context_length > 100_000:  # "no limit" sentinel
             self.context_length = None
         self.padding = "max_length" if pad_to_length else True
+        self.ids_only = bool(pad_to_length)
         self.lowercase = lowercase
         super().__init__(name, self._preprocess, device, precision, info)
         self.model = model
@@ -77,6 +79,8 @@ class HFEncoder(Encoder):
             texts, padding=self.padding, truncation=self.context_length is not None,
             max_length=self.context_length, return_tensors="pt",
         ).to(self.device)
+        if self.ids_only:
+            return _pooled(self.model.get_text_features(input_ids=tokens["input_ids"]))
         return _pooled(self.model.get_text_features(**tokens))
 
 
@@ -130,6 +134,7 @@ def load(name: str, model_id: str, device: torch.device, precision: str, revisio
     if siglip.is_siglip(model.config):
         length, lowercase = siglip.text_length(name, model.config, context_length), not siglip.preprocesses_itself(processor.tokenizer)
         # recorded in results, and part of the disk cache's key: these texts embed differently from padding=True
-        info["text_input"] = {"padding": "max_length", "max_length": length, "truncation": True, "lowercase": lowercase}
+        info["text_input"] = {"padding": "max_length", "max_length": length, "truncation": True,
+                              "attention_mask": False, "lowercase": lowercase}
         return HFEncoder(name, model, processor, device, precision, info, pad_to_length=length, lowercase=lowercase)
     return HFEncoder(name, model, processor, device, precision, info, context_length)
