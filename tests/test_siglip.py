@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import standins
 from benchmark import models
+from benchmark.cache_keys import model_identity
 from benchmark.errors import ClipbenchError
 from benchmark.models.catalog import model_registry
 from helpers import drawn_image, write_tiny_naflex, write_tiny_siglip
@@ -71,6 +72,8 @@ def test_siglip_embeds_as_its_model_card(siglip_dir):
     assert encoder.info["class"] == "SiglipModel"
     assert encoder.info["text_input"] == {"padding": "max_length", "max_length": 64, "truncation": True,
                                           "attention_mask": False, "lowercase": False}
+    # in the disk cache's key: texts embedded before this rule (padding=True) are never read back for it
+    assert model_identity(encoder.info)["text_input"] == encoder.info["text_input"]
     check_equal_to_card(encoder, siglip_dir, TEXTS + [LONG], TEXTS + [LONG])
 
 
