@@ -85,7 +85,7 @@ def next_steps(missing: list[TaskSpec], where: str = "as each line says", rechec
     manual = [task for task in missing if not fetchable(task)]
     steps = [f"fetch what the hub has: clipbench data download {arguments(hub)}"] if hub else []
     if manual:
-        which = f"the other {len(manual)}" if hub else ("it" if len(missing) == 1 else "them")
+        which = "the rest" if hub else ("it" if len(missing) == 1 else "them")
         again = f"; 'clipbench data check {arguments(missing)}' then shows what is found" if recheck else ""
         steps.append(f"get {which} by hand, {where}{again}")
     return steps
