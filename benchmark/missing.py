@@ -27,16 +27,19 @@ class Unusable:
     languages: list[str] = field(default_factory=list)
 
 
-def collect(problems: list[Unusable], task: TaskSpec, language: str, error: ClipbenchError | None,
-            data_root: Path) -> None:
-    """Record that `task` in `language` could not be used (`error`: why; None for another language of a task
-    already recorded); one entry per task, its languages gathered."""
+def collect(problems: list[Unusable], task: TaskSpec, language: str, error: ClipbenchError, data_root: Path) -> None:
+    """Record that `task` in `language` could not be used, and why; one entry per task, its languages gathered."""
+    if not add_language(problems, task, language):
+        problems.append(Unusable(task, error, is_missing(task, data_root), [language]))
+
+
+def add_language(problems: list[Unusable], task: TaskSpec, language: str) -> bool:
+    """Add `language` to the entry of `task`, if it has one (returned)."""
     for problem in problems:
         if (problem.task.name, problem.task.source_file) == (task.name, task.source_file):
             problem.languages.append(language)
-            return
-    assert error is not None, "the first failure of a task carries its error"
-    problems.append(Unusable(task, error, is_missing(task, data_root), [language]))
+            return True
+    return False
 
 
 def known_missing(problems: list[Unusable], task: TaskSpec) -> bool:

@@ -418,7 +418,7 @@ def load_data(jobs: list[tuple[TaskSpec, str]], options: RunOptions, protocol: P
         if (task.name, lang, task.source_file) in loaded:
             continue
         if missing.known_missing(problems, task):  # its other languages: the same absent files, not fetched again
-            missing.collect(problems, task, lang, None, options.data_root)
+            missing.add_language(problems, task, lang)
             continue
         try:
             data = load_or_fetch(task, lang, options.data_root, echo)
