@@ -64,9 +64,9 @@ def arguments(tasks: list[TaskSpec]) -> str:
     for name in sorted(suites, key=lambda n: -len(suites.get(n).tasks)):
         members = suites.get(name).tasks
         if len(members) > 1 and set(members) <= set(names):
-            at = names.index(members[0])
+            at = min(names.index(member) for member in members)  # no member before it: still its place after removal
             names = [n for n in names if n not in members]
-            names.insert(min(at, len(names)), name)
+            names.insert(at, name)
     return " ".join(shlex.quote(name) for name in names)
 
 

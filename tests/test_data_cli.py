@@ -213,3 +213,14 @@ def test_size_check_names_a_listed_file_the_snapshot_lacks(setup):
     with pytest.raises(ClipbenchError, match=r"incomplete: lost\.zip is missing; run 'clipbench data download gone-hub'"):
         verify("gone-hub", "org/gone-hub", snapshot, ["*.zip"])
     assert verify("gone-hub", "org/gone-hub", snapshot, ["gone.zip"]).files == 1
+
+
+def test_a_suite_stands_for_its_tasks_in_the_commands(setup):
+    from benchmark import missing, tasks
+
+    (setup / "tasks" / "suites").mkdir()
+    (setup / "tasks" / "suites" / "gone.toml").write_text('name = "gone"\ndescription = "d"\ntasks = ["gone-a", "gone-b"]\n')
+    gone_a, gone_b, gone_hub, shapes = tasks.resolve(["gone-a", "gone-b", "gone-hub", "shapes"])
+    assert missing.arguments([gone_hub, gone_b, gone_a]) == "gone-hub gone"
+    assert missing.arguments([gone_b, shapes, gone_a]) == "gone shapes"
+    assert missing.arguments([gone_a, gone_hub]) == "gone-a gone-hub"  # gone-b is not missing: the suite is not named
