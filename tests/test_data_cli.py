@@ -224,3 +224,46 @@ def test_a_suite_stands_for_its_tasks_in_the_commands(setup):
     assert missing.arguments([gone_hub, gone_b, gone_a]) == "gone-hub gone"
     assert missing.arguments([gone_b, shapes, gone_a]) == "gone shapes"
     assert missing.arguments([gone_a, gone_hub]) == "gone-a gone-hub"  # gone-b is not missing: the suite is not named
+
+
+def test_dry_run_online_lists_the_hubs_sizes(setup, capsys, monkeypatch):
+    """Online, the sizes are the hub's answer (list_repo_tree, stood in for here): an LFS file's own size, not its
+    pointer's, and only the files the task's patterns select."""
+    import huggingface_hub
+    from huggingface_hub.hf_api import RepoFile
+
+    from benchmark import hub_files
+
+    asked = []
+
+    def list_repo_tree(self, repo_id, **kwargs):
+        asked.append((repo_id, kwargs))
+        return [RepoFile(path="gone.zip", size=134, oid="1" * 40, lfs={"size": 2_500_000, "oid": "2" * 64, "pointerSize": 134}),
+                RepoFile(path="notes.txt", size=10, oid="3" * 40)]
+
+    monkeypatch.setattr(hub_files, "offline", lambda: False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_tree", list_repo_tree)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("fetched"))
+    code, out, err = clipbench(capsys, "data", "download", "--dry-run", "gone-hub")
+    assert code == 0, err
+    assert "  gone.zip  2.5 MB\n  1 file, 2.5 MB (from the hub)\n" in out and "notes.txt" not in out
+    assert asked == [("org/gone-hub", {"repo_type": "dataset", "revision": None, "recursive": True})]
+
+
+def test_size_check_online_without_a_cached_listing_asks_the_hub(setup, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.hf_api import RepoFile
+
+    from benchmark import hub_files
+    from benchmark.errors import ClipbenchError
+
+    snapshot = hub_cache(setup, {"gone.zip": archive()})
+    (setup / "hub" / "datasets--org--gone-hub" / "trees" / f"{COMMIT}.json").unlink()
+    listed = {"size": len(archive())}
+    monkeypatch.setattr(hub_files, "offline", lambda: False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_tree",
+                        lambda self, repo_id, **kwargs: [RepoFile(path="gone.zip", size=listed["size"], oid="1" * 40)])
+    assert hub_files.verify("gone-hub", "org/gone-hub", snapshot, ["*.zip"]).verdict == "sizes match the hub's listing"
+    listed["size"] += 1
+    with pytest.raises(ClipbenchError, match=f"gone.zip is {len(archive()):,} bytes, the hub lists {len(archive()) + 1:,}"):
+        hub_files.verify("gone-hub", "org/gone-hub", snapshot, ["*.zip"])
