@@ -99,15 +99,22 @@ def data_check(
     task: List[str] = typer.Argument(..., help="Task or suite names."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="CLIPBENCH_DATA_ROOT"),
 ):
-    """Say, per task and language, what is present (with counts) and what is missing (and where to get it)."""
-    import pandas as pd
+    """A table, per task and language, of what is present (with counts), MISSING or UNREADABLE (and why), and where
+    the data comes from; under it (on stderr) the counts and how to fetch what is missing. Exit 1 when anything is
+    not present."""
+    from tabulate import tabulate
 
     from .download import check
+    from .fetching import requested
+    from .missing import check_summary
     from .tasks import resolve
 
-    rows = check(resolve(task), _data_root(data_root))
-    typer.echo(pd.DataFrame(rows).to_markdown(index=False, tablefmt="github", disable_numparse=True))
-    if any(r["status"] == "MISSING" for r in rows):
+    specs = resolve(task)
+    rows = check(specs, _data_root(data_root))
+    typer.echo(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
+    for line in check_summary(rows, requested(specs)):
+        typer.echo(line, err=True)
+    if any(r["status"] in ("MISSING", "UNREADABLE") for r in rows):
         raise typer.Exit(1)
 
 
@@ -115,14 +122,16 @@ def data_check(
 def data_download(
     task: List[str] = typer.Argument(..., help="Task or suite names."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="CLIPBENCH_DATA_ROOT"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be fetched (repository, revision, files, sizes when known) and fetch nothing."),
 ):
-    """Fetch the tasks' data from the Hugging Face hub where a task names a hub source."""
-    from .download import download
+    """Fetch the tasks' data from the Hugging Face hub where a task names a hub source (a progress bar per file on
+    stderr; a cut download resumes), check every file's size against the hub's listing, and print where each
+    dataset landed. Tasks without a hub source are listed with where to get them by hand; exit 1 if any task could
+    not be fetched, after trying the others."""
+    from .fetching import download_all, dry_run as plan
     from .tasks import resolve
 
-    root = _data_root(data_root)
-    for spec in resolve(task):
-        typer.echo(f"{spec.name}: {download(spec, root)}")
+    (plan if dry_run else download_all)(resolve(task), _data_root(data_root), typer.echo)
 
 
 cache_app = typer.Typer(help="The embedding cache on disk ($CLIPBENCH_CACHE, default ~/.cache/clipbench).", no_args_is_help=True)

@@ -7,21 +7,23 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from . import data as datasets
+from . import data as datasets, hub_files
 from .errors import ClipbenchError
 from .models.base import offline_hint
 from .specs import DatasetSpec, HubSource, TaskSpec
 
 
 def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
-    """A row per (task, language): present with counts, or missing with the reader's own message."""
+    """A row per (task, language): present with counts, MISSING (its files are not there) or UNREADABLE (there,
+    but the reader refuses them), with the reader's own message, and where the task's data comes from."""
     from .tasks import holding
 
     rows = []
     for task in specs:
         for language in task.offered_languages:
             spec = holding(task, language)
-            row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-", "detail": ""}
+            row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-",
+                   "source": describe_source(spec), "detail": ""}
             try:
                 found = datasets.load(located(spec, data_root), language, data_root)
                 row["images"] = len(found.images)
@@ -35,9 +37,35 @@ def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
                     row["detail"] = (f"expected {spec.expected_images} images"
                                      + (f" / {spec.expected_texts} texts" if spec.expected_texts else "") + f"; {row['detail']}")
             except ClipbenchError as exc:
-                row.update(status="MISSING", detail=str(exc))
+                row.update(status="MISSING" if is_missing(spec, data_root) else "UNREADABLE", detail=str(exc))
             rows.append(row)
     return rows
+
+
+def describe_source(spec: TaskSpec) -> str:
+    """Where the task's data comes from, in a few words: the hub repository, by hand, or drawn at run time."""
+    source = datasets.source(spec)
+    if source is None:
+        return "drawn at run time"
+    if not source.hub:
+        return "by hand"
+    revision = f"@{source.revision}" if source.revision else ""
+    return f"hub {source.hub}{revision}" + (" (read in the hub cache)" if source.hub_cache else "")
+
+
+def is_missing(spec: TaskSpec, data_root: Path) -> bool:
+    """Whether the task's files are absent: no folder under the data root and, for a source read in the hub cache,
+    no snapshot there either (nothing is fetched). Data drawn at run time is never missing."""
+    source = datasets.source(spec)
+    if source is None or datasets.resolve_path(source.path, data_root).exists():
+        return False
+    if source.hub and source.hub_cache:
+        try:
+            hub_snapshot(spec, source, data_root, fetch=False)
+            return False
+        except ClipbenchError:
+            return True
+    return True
 
 
 def _unpack(archives: list[Path], target: Path) -> None:
@@ -90,12 +118,25 @@ def located(spec: TaskSpec, data_root: Path, fetch: bool = False) -> TaskSpec:
 
 
 def download(spec: TaskSpec, data_root: Path) -> Path:
+    """Fetch the task's hub source (see `fetch`) and return where its files are."""
+    return fetch(spec, data_root)[0]
+
+
+def fetch(spec: TaskSpec, data_root: Path) -> tuple[Path, hub_files.SizeCheck]:
+    """Download the task's hub source through huggingface_hub, check every file's size against the hub's listing
+    (`hub_files.verify`), then copy what `hub_files` selects under the data root and unpack its archives; a source
+    read in the hub cache (`hub_cache`) stays there. Returns where the files landed, and the size check.
+
+    huggingface_hub draws a progress bar per file on stderr and resumes a cut download from the partial file it
+    keeps in its cache (blobs/*.incomplete); nothing here turns either off."""
     source = datasets.source(spec)
     if source is None or not source.hub:
         where = (source and source.download) or "its publisher"
         raise ClipbenchError(f"task '{spec.name}' has no hub source to download; get it from {where}")
+    _show_progress()
     if source.hub_cache:  # read where huggingface_hub keeps it: nothing is copied
-        return hub_snapshot(spec, source, data_root)
+        snapshot = hub_snapshot(spec, source, data_root)
+        return snapshot, hub_files.verify(spec.name, source.hub, snapshot, source.hub_files)
     from huggingface_hub import snapshot_download
 
     hub = source.hub
@@ -107,6 +148,7 @@ def download(spec: TaskSpec, data_root: Path) -> Path:
         if problem:
             raise problem from None
         raise ClipbenchError(f"could not download dataset {hub} for task '{spec.name}': {str(exc).splitlines()[0]}") from None
+    sizes = hub_files.verify(spec.name, hub, snapshot, source.hub_files)
     target = datasets.resolve_path(source.path, data_root)
     patterns = source.hub_files or ["*"]
     copied = []
@@ -123,7 +165,17 @@ def download(spec: TaskSpec, data_root: Path) -> Path:
         _unpack([p for p in copied if p.suffix == ".zip"], target)
     except zipfile.BadZipFile as exc:
         raise ClipbenchError(f"a downloaded archive of {hub} is damaged ({exc}); delete it from the hub cache and retry") from None
-    return target
+    return target, sizes
+
+
+def _show_progress() -> None:
+    """huggingface_hub's progress bars back on (loading a transformers model turns them off for the whole
+    process), unless the user turned them off ($HF_HUB_DISABLE_PROGRESS_BARS)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import enable_progress_bars
+
+    if not constants.HF_HUB_DISABLE_PROGRESS_BARS:
+        enable_progress_bars()
 
 
 def load_or_fetch(spec: TaskSpec, language: str, data_root: Path, echo=print):

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__, custom_prompts, jobs as job_files, kinds, models, protocols, tasks as task_files
+from . import __version__, custom_prompts, jobs as job_files, kinds, missing, models, protocols, tasks as task_files
 from .distributed import Context, session
 from .download import load_or_fetch
 from .data.subset import subset
@@ -410,15 +410,26 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
 def load_data(jobs: list[tuple[TaskSpec, str]], options: RunOptions, protocol: ProtocolSpec, echo,
               custom: custom_prompts.CustomPrompts | None = None) -> dict:
     """Every (task, language)'s data (its --limit subset, carrying the run's --templates/--classnames), checked
-    by its kind."""
-    loaded = {}
+    by its kind; each read once. Every job is tried before any failure stops the run, so that one error names every
+    missing or unusable dataset (benchmark.missing), with the command that fetches them."""
+    loaded: dict = {}
+    problems: list[missing.Unusable] = []
     for task, lang in jobs:
         if (task.name, lang, task.source_file) in loaded:
             continue
-        data = load_or_fetch(task, lang, options.data_root, echo)
-        if options.limit:
-            data = subset(data, options.limit, options.seed or 0)
-        data = with_custom_prompts(data, custom)
+        if missing.known_missing(problems, task):  # its other languages: the same absent files, not fetched again
+            missing.add_language(problems, task, lang)
+            continue
+        try:
+            data = load_or_fetch(task, lang, options.data_root, echo)
+            if options.limit:
+                data = subset(data, options.limit, options.seed or 0)
+            data = with_custom_prompts(data, custom)
+            kinds.check(task, data, lang, protocol.settings(task.name, lang))
+        except ClipbenchError as exc:
+            missing.collect(problems, task, lang, exc, options.data_root)
+            continue
         loaded[(task.name, lang, task.source_file)] = data
-        kinds.check(task, data, lang, protocol.settings(task.name, lang))
+    if problems:
+        raise missing.report(problems, options.data_root)
     return loaded
