@@ -47,6 +47,7 @@ class ModelInfo(Part):
     name: str
     group: Optional[str] = None
     checkpoint_name: Optional[str] = None
+    step: Optional[int] = None  # the training step of a model evaluated in memory (benchmark.api); absent otherwise
     # then the encoder's provenance as it gives it (backend, id, revision, checkpoint and its sha256, parameters)
 
 

@@ -9,6 +9,7 @@ import platform
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from . import __version__, custom_prompts, jobs as job_files, kinds, missing, models, protocols, tasks as task_files
 from .distributed import Context, session
@@ -19,7 +20,7 @@ from .embed import EmbeddingCache
 from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
 from .kinds.stored import queries_file, write as write_queries
-from .models.base import check_precision, pick_device
+from .models.base import Encoder, check_precision, pick_device
 from .paths import DEFAULT_DATA_ROOT, git_commit
 from .outputs import check_file, check_folder, write_atomic_with, write_failed
 from .result_names import result_name
@@ -28,10 +29,13 @@ from .results import (SCHEMA_VERSION, Bootstrap, DatasetInfo, Limit, ModelInfo, 
                       describe_identity)
 from .specs import ModelSpec, ProtocolSpec, TaskSpec
 
+if TYPE_CHECKING:
+    import torch
+
 
 @dataclass
 class RunOptions:
-    output: Path = Path("results/runs")
+    output: Path | None = Path("results/runs")  # None: results are returned, not written (benchmark.api)
     batch_size: int = 64
     device: str = "auto"
     precision: str | None = None  # None: the protocol's for each task (clipbench's: fp32)
@@ -53,6 +57,17 @@ class RunOptions:
     cache_chunk_size: int = DEFAULT_CHUNK  # images per resumable chunk
     templates: Path | None = None  # --templates FILE: the classification tasks' templates for this run (custom_prompts)
     classnames: Path | None = None  # --classnames FILE: their class names
+    step: int | None = None  # a training step (benchmark.api): recorded, and results go to group <name>@step-<step>
+
+
+@dataclass(frozen=True)
+class EncoderSource:
+    """How a run gets its encoders: the one thing `clipbench run` (a spec, loaded) and `benchmark.api.evaluate`
+    (a module in memory, wrapped) do differently. `resolve()` gives the spec (its name, declared languages and
+    checkpoints); `load(variant, device, precision)` one checkpoint's encoder."""
+
+    resolve: Callable[[], ModelSpec]
+    load: Callable[[ModelSpec, "torch.device", str], Encoder]
 
 
 def with_custom_prompts(data, custom: custom_prompts.CustomPrompts | None):
@@ -109,6 +124,14 @@ def recorded_seed(options: RunOptions) -> int | None:
     """The seed a result records (and its file name carries): --seed, or 0 when --bootstrap or --limit drew
     with the default."""
     return options.seed if options.seed is not None or not (options.bootstrap or options.limit) else 0
+
+
+def group_name(model: ModelSpec, options: RunOptions) -> str:
+    """The group results record (and their folder is named by): --group, else the model's name, with the training
+    step when there is one (`name@step-1000`), so that the steps of a run are rows of a table, not averaged."""
+    if options.group:
+        return options.group
+    return model.name if options.step is None else f"{model.name}@step-{options.step}"
 
 
 def checkpoint_name(model: ModelSpec, options: RunOptions, checkpoint: str | None) -> str | None:
@@ -214,7 +237,7 @@ def plan_outputs(model: ModelSpec, jobs: list[tuple[str | None, ModelSpec, TaskS
     provenance (see benchmark.jobs), which is returned instead of recomputed, unless --overwrite."""
     planned: dict[Path, str] = {}
     paths, done = {}, {}
-    group, seed = options.group or model.name, recorded_seed(options)
+    group, seed = group_name(model, options), recorded_seed(options)
     software = {"clipbench_version": __version__, "git_commit": git_commit(), "versions": versions()}
     for checkpoint, loads, task, lang in jobs:
         name = checkpoint_name(model, options, checkpoint)
@@ -279,8 +302,9 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
         variant=kinds.variant_of(task, data), main_score=task.main_score, metrics=outcome.metrics, seed=seed,
         bootstrap=Bootstrap(**bootstrap(outcome.queries, options.bootstrap, seed)) if options.bootstrap else None,
         limit=Limit(n=options.limit, seed=seed) if options.limit else None,
-        model=ModelInfo(name=model.name, group=options.group or model.name,
-                        checkpoint_name=checkpoint_name(model, options, checkpoint), **encoder.info),
+        model=ModelInfo(name=model.name, group=group_name(model, options),
+                        checkpoint_name=checkpoint_name(model, options, checkpoint),
+                        **({"step": options.step} if options.step is not None else {}), **encoder.info),
         dataset=DatasetInfo(
             format=task.dataset.format, location=data.images.location, fingerprint=data.images.fingerprint,
             n_images=outcome.n_images, n_texts=outcome.n_texts, n_classes=outcome.n_classes,
@@ -321,24 +345,29 @@ def run(model_name: str, task_names: list[str], languages: list[str], options: R
     writes and returns results (the others return [])."""
     check_options(options)
     device = pick_device(options.device)
+    source = EncoderSource(
+        resolve=lambda: models.resolve(model_name, pretrained),
+        load=lambda variant, device, precision: models.load(variant, device, precision, options.trust_remote_code))
     with session(device) as ctx:
-        return _run(model_name, task_names, languages, options, pretrained, echo if ctx.is_main else _quiet, ctx)
+        return run_jobs(source, task_names, languages, options, echo if ctx.is_main else _quiet, ctx)
 
 
 def _quiet(_line: str) -> None:
     pass
 
 
-def _run(model_name: str, task_names: list[str], languages: list[str], options: RunOptions,
-         pretrained: str | None, echo, ctx: Context) -> list[Result]:
+def run_jobs(source: EncoderSource, task_names: list[str], languages: list[str], options: RunOptions, echo,
+             ctx: Context) -> list[Result]:
+    """Plan, load the data, embed, score, build (and with an --output, write) the results: the one path of
+    `clipbench run` and `benchmark.api.evaluate`; only where the encoders come from (`source`) differs."""
     with ctx.together():
         if not task_names:
             raise ClipbenchError("no --task given; see 'clipbench list tasks'", exit_code=2)
         chosen = job_files.parse_shard(options.shard)
-        if ctx.is_main:
+        if ctx.is_main and options.output is not None:
             check_folder(options.output, "--output")
         protocol = protocols.resolve(options.protocol)
-        spec = models.resolve(model_name, pretrained)
+        spec = source.resolve()
         resolved = task_files.resolve(task_names)
         specs = kinds.apply_options(resolved, {"text_field": options.text_field})
         everything = [(checkpoint, variant, task, lang) for checkpoint, variant in spec.variants()
@@ -364,7 +393,8 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
             if ctx.is_main == turn:
                 loaded = load_data([(task, lang) for _, _, task, lang in jobs], options, protocol, echo, custom)
     with ctx.together():
-        paths, done = plan_outputs(spec, jobs, loaded, options, protocol) if ctx.is_main else ({}, {})
+        writes = ctx.is_main and options.output is not None
+        paths, done = plan_outputs(spec, jobs, loaded, options, protocol) if writes else ({}, {})
     skipped = ctx.broadcast(set(done))  # every rank follows rank 0's plan
     for key in done:
         echo(f"skip: {paths[key]} exists (same provenance); --overwrite to recompute")
@@ -379,7 +409,7 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
             continue  # every job of this checkpoint is done (or in another shard): the model is not loaded
         with ctx.together():
             # once per checkpoint; images embedded once per checkpoint and precision, shared by tasks and languages
-            loaded_encoder = models.load(variant, ctx.device, options.precision or "fp32", options.trust_remote_code)
+            loaded_encoder = source.load(variant, ctx.device, options.precision or "fp32")
         caches: dict[str, EmbeddingCache] = {}
         for task, lang in todo:
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
@@ -394,13 +424,15 @@ def _run(model_name: str, task_names: list[str], languages: list[str], options: 
             key = (checkpoint, task.name, lang, task.source_file)
             with ctx.together():  # rank 0 writes; a failed write stops every rank
                 if ctx.is_main:
-                    path = paths[key]
+                    path = paths.get(key)  # None: nothing is written (no --output)
                     result = make_result(spec, encoder, task, lang, data, outcome, options, started,
                                          time.perf_counter() - t0, checkpoint, protocol,
                                          path if options.save_predictions else None, ctx.world_size)
-                    path = write_outcome_and_queries(result, path, task, outcome, options)
+                    if path is not None:
+                        path = write_outcome_and_queries(result, path, task, outcome, options)
                     label = f"{spec.name}/{checkpoint}" if checkpoint else spec.name
-                    echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}  -> {path}")
+                    echo(f"{label}: {task.name} [{lang}] {task.main_score} = {100 * outcome.metrics[task.main_score]:.2f}"
+                         + (f"  -> {path}" if path is not None else ""))
                     results[key] = result
             outcome.scores = None  # the embeddings a retrieval outcome keeps for its lines are no longer needed
     order = [(c, task.name, lang, task.source_file) for c, _, task, lang in jobs]

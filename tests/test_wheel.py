@@ -5,6 +5,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,6 +16,8 @@ def test_wheel_install_runs_the_demo_from_another_directory(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
                    check=True, capture_output=True, timeout=300)
     [wheel] = list(dist.glob("clipbench-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        assert {"clipbench/__init__.py", "benchmark/api.py"} <= set(archive.namelist())  # the Python API
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

@@ -26,6 +26,10 @@ class Encoder:
     """
 
     interpolation = "model"  # the resize of squashed images: the weights' own, or "bicubic" (see `transform`)
+    # torch.inference_mode for a model loaded to be evaluated; a module of a training process (benchmark.api) runs
+    # under torch.no_grad instead: a tensor it caches during an inference-mode forward could not be used by
+    # autograd afterwards ("Inference tensors cannot be saved for backward").
+    inference_mode = True
 
     def __init__(self, name: str, preprocess: Callable, device: torch.device, precision: str, info: dict):
         self.name = name
@@ -57,18 +61,21 @@ class Encoder:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
-    @torch.inference_mode()
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        with self.autocast():
-            features = self._images(pixels.to(self.device, non_blocking=True))
-        return F.normalize(features.float(), dim=-1)
+    def no_grad(self):
+        return torch.inference_mode() if self.inference_mode else torch.no_grad()
 
-    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        with self.no_grad():
+            with self.autocast():
+                features = self._images(pixels.to(self.device, non_blocking=True))
+            return F.normalize(features.float(), dim=-1)
+
     def encode_texts(self, texts: list[str], normalise: bool = True) -> torch.Tensor:
         """normalise=False gives the raw features, which a protocol averaging raw template embeddings needs."""
-        with self.autocast():
-            features = self._texts(list(texts))
-        return F.normalize(features.float(), dim=-1) if normalise else features.float()
+        with self.no_grad():
+            with self.autocast():
+                features = self._texts(list(texts))
+            return F.normalize(features.float(), dim=-1) if normalise else features.float()
 
     def transform(self, center_crop: bool = True) -> Callable:
         """The weights' preprocessing; with center_crop=False the image is squashed to the input size
