@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from . import data as datasets
@@ -23,7 +24,7 @@ def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
             spec = holding(task, language)
             row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-", "detail": ""}
             try:
-                found = datasets.load(located(spec, data_root), language, data_root)
+                found = datasets.load(located(spec, data_root, language=language), language, data_root)
                 row["images"] = len(found.images)
                 texts = getattr(found, "texts", None)
                 row["texts"] = len(texts) if texts is not None else "-"
@@ -80,13 +81,26 @@ def reading_from(spec: TaskSpec, folder: Path) -> TaskSpec:
     return spec.model_copy(update={"dataset": DatasetSpec(**{**spec.dataset.model_dump(), "path": str(folder)})})
 
 
-def located(spec: TaskSpec, data_root: Path, fetch: bool = False) -> TaskSpec:
-    """`spec` reading its files where they are: its folder under the data root when that exists, else, for a
-    source read in the hub cache (`hub_cache`), its snapshot there (downloaded first when `fetch`)."""
-    source = datasets.source(spec)
-    if source is None or not (source.hub and source.hub_cache) or datasets.resolve_path(source.path, data_root).exists():
+def located(spec: TaskSpec, data_root: Path, fetch: bool = False, language: str | None = None) -> TaskSpec:
+    """`spec` reading its files where they are: its folder under the data root when that exists, else its first
+    webdataset mirror (a `hub-webdataset` source serving `language`) whose snapshot is in the Hugging Face cache
+    (downloaded first when `fetch`), read there. When none is, `spec` itself (its reader names what is missing); with
+    `fetch`, the first mirror's error when it was the only place to look."""
+    found = datasets.location(spec)
+    if found is None or datasets.resolve_path(found.path, data_root).exists():
         return spec
-    return reading_from(spec, hub_snapshot(spec, source, data_root, fetch))
+    mirrors = [s for s in datasets.hub_sources(spec, language) if s.kind == "hub-webdataset"]
+    failures = []
+    for mirror in mirrors:
+        try:
+            snapshot = hub_snapshot(spec, datasets.hub_view(spec, mirror), data_root, fetch)
+        except ClipbenchError as failed:
+            failures.append(failed)
+            continue
+        return datasets.mirror.reading(spec, mirror, snapshot)
+    if fetch and failures and len(spec.hub_sources()) == 1 and spec.dataset.format == "wds":
+        raise failures[0]  # the repository is the task itself (wds/...): its hub error says it all
+    return spec
 
 
 def download(spec: TaskSpec, data_root: Path) -> Path:
@@ -127,22 +141,38 @@ def download(spec: TaskSpec, data_root: Path) -> Path:
 
 
 def load_or_fetch(spec: TaskSpec, language: str, data_root: Path, echo=print):
-    """The task's data in `language`. When its folder is missing and the task names a hub source, fetch it
-    first (huggingface_hub honours HF_HUB_OFFLINE and its cache); if that fails too, the error is the
-    reader's own (the files expected and where to get them) plus why the hub could not help. A source read in
-    the hub cache (`hub_cache`: CLIP_benchmark's webdatasets) is read there, not copied."""
-    source = datasets.source(spec)
-    if source is not None and source.hub and source.hub_cache:
-        found = located(spec, data_root, fetch=True)
-        if found is not spec:
-            echo(f"{spec.name}: reading {source.hub} from the Hugging Face cache: {found.dataset.options['path']}")
+    """The task's data in `language` from the first source that is present or fetchable: its folder under the data
+    root; else each hub source in the task file's order (a webdataset mirror is read in the Hugging Face cache, an
+    archive is fetched and unpacked into the folder). huggingface_hub honours HF_HUB_OFFLINE and its cache. When
+    none can be had, the error is the reader's own (the files expected and where to get them) plus why the hub
+    could not help. A mirror that is there but does not match what the task file declares is an error, not skipped."""
+    found = located(spec, data_root, fetch=True, language=language)
+    if found is not spec:
+        echo(f"{spec.name}: reading {found.dataset.options['source']['repository']} from the Hugging Face cache: "
+             f"{found.dataset.options['path']}")
         return datasets.load(found, language, data_root)
-    if source is not None and source.hub and not datasets.resolve_path(source.path, data_root).exists():
+    where = datasets.location(spec)
+    if where is None or datasets.resolve_path(where.path, data_root).exists():
+        return datasets.load(spec, language, data_root)
+    failures = []
+    for archive in [s for s in datasets.hub_sources(spec, language) if s.kind == "hub-archive"]:
         try:
-            echo(f"{spec.name}: no local copy; fetched {source.hub} into {download(spec, data_root)}")
+            echo(f"{spec.name}: no local copy; fetched {archive.repository} into {_fetch_archive(spec, archive, data_root)}")
+            return replace(datasets.load(spec, language, data_root),
+                           origin={"kind": archive.kind, "repository": archive.repository, "revision": archive.revision})
         except ClipbenchError as failed:
-            try:
-                datasets.load(spec, language, data_root)
-            except ClipbenchError as missing:
-                raise ClipbenchError(f"{missing} (the hub copy could not be fetched either: {failed})") from None
-    return datasets.load(spec, language, data_root)
+            failures.append(str(failed))
+    try:
+        return datasets.load(spec, language, data_root)
+    except ClipbenchError as missing:
+        mirrors = [s.repository for s in datasets.hub_sources(spec, language) if s.kind == "hub-webdataset"]
+        if mirrors:
+            failures.append(f"{', '.join(mirrors)} not in the Hugging Face cache and not fetched")
+        if failures:
+            raise ClipbenchError(f"{missing} (the hub copy could not be fetched either: {'; '.join(failures)})") from None
+        raise
+
+
+def _fetch_archive(spec: TaskSpec, archive, data_root: Path) -> Path:
+    """download() of this one archive source."""
+    return download(spec.model_copy(update={"sources": [archive]}), data_root)
