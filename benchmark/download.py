@@ -107,6 +107,9 @@ def download(spec: TaskSpec, data_root: Path) -> Path:
     source = datasets.source(spec)
     if source is None or not source.hub:
         where = (source and source.download) or "its publisher"
+        manual = [s for s in spec.sources if s.kind == "manual"]
+        if manual:  # a typed manual route: what to do, and why nothing can be fetched
+            where = f"{where if source and source.download else manual[0].url or 'its publisher'}: {manual[0].how} ({manual[0].why})"
         raise ClipbenchError(f"task '{spec.name}' has no hub source to download; get it from {where}")
     if source.hub_cache:  # read where huggingface_hub keeps it: nothing is copied
         return hub_snapshot(spec, source, data_root)
