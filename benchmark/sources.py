@@ -39,6 +39,7 @@ class HubWebdataset(_Source):
     kind: Literal["hub-webdataset"]
     repository: str = Field(pattern=REPOSITORY)
     revision: Optional[str] = None  # branch, tag or commit; default: main
+    split: str = "test"  # its split folder holding the task's split (ImageNet's val images are CLIP_benchmark's test)
     languages: Optional[list[str]] = None  # the task languages it serves; default: all (its prompts are the task's)
     images: Optional[int] = Field(default=None, gt=0)  # samples in the split: checked when read
     texts: Optional[int] = Field(default=None, gt=0)  # captions in the split (retrieval): checked when read

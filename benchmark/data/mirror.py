@@ -67,13 +67,14 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path):
                                  "changed or is another dataset, so check it and regenerate the mapping "
                                  "(python -m benchmark.dev.mirror_mappings)")
     count = len(mapping.classnames) if mapping is not None else None
-    data = wds.load(spec, wds.Options(path=str(root)), language, data_root, num_classes=count)
+    data = wds.load(spec.model_copy(update={"split": source.split}), wds.Options(path=str(root)), language, data_root,
+                    num_classes=count)
     sizes = [("samples", source.images, len(data.images))]
     if hasattr(data, "texts"):
         sizes.append(("captions", source.texts, len(data.texts)))
     for what, declared, got in sizes:
         if declared is not None and got != declared:
-            raise ClipbenchError(f"{where}: its {spec.split} split holds {got} {what}, the task file declares {declared}; "
+            raise ClipbenchError(f"{where}: its {source.split} split holds {got} {what}, the task file declares {declared}; "
                                  "nothing was evaluated: it is not the task's split (or is incomplete), so re-download it "
                                  "or remove the source")
     origin = {"kind": source.kind, "repository": source.repository, "revision": revision_of(root)}
