@@ -15,16 +15,19 @@ from .specs import DatasetSpec, HubSource, TaskSpec
 
 
 def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
-    """A row per (task, language): present with counts, or missing with the reader's own message."""
+    """A row per (task, language): present with counts and the source read (`folder`, or the mirror and the commit
+    read), or missing with the reader's own message and the task's other sources for that language."""
     from .tasks import holding
 
     rows = []
     for task in specs:
         for language in task.offered_languages:
             spec = holding(task, language)
-            row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-", "detail": ""}
+            row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-",
+                   "source": "-", "detail": ""}
             try:
                 found = datasets.load(located(spec, data_root, language=language), language, data_root)
+                row["source"] = _read_from(spec, found)
                 row["images"] = len(found.images)
                 texts = getattr(found, "texts", None)
                 row["texts"] = len(texts) if texts is not None else "-"
@@ -36,9 +39,24 @@ def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
                     row["detail"] = (f"expected {spec.expected_images} images"
                                      + (f" / {spec.expected_texts} texts" if spec.expected_texts else "") + f"; {row['detail']}")
             except ClipbenchError as exc:
-                row.update(status="MISSING", detail=str(exc))
+                row.update(status="MISSING", detail=str(exc), source=_elsewhere(spec, language))
             rows.append(row)
     return rows
+
+
+def _read_from(spec: TaskSpec, data) -> str:
+    """The `source` cell of a present row: the task's folder, or the mirror and commit read."""
+    origin = getattr(data, "origin", None)
+    if origin:
+        return f"{origin['kind']} {origin['repository']}@{origin['revision']}"
+    return "folder" if datasets.location(spec) is not None else "drawn"
+
+
+def _elsewhere(spec: TaskSpec, language: str) -> str:
+    """The `source` cell of a missing row: the task's other sources for that language, in order ("-": none)."""
+    kinds = [f"{s.kind} {s.repository}" if s.kind in ("hub-webdataset", "hub-archive") else s.kind
+             for s in spec.sources if getattr(s, "languages", None) is None or language in s.languages]
+    return "; ".join(kinds) or "-"
 
 
 def _unpack(archives: list[Path], target: Path) -> None:
