@@ -102,22 +102,15 @@ def reading_from(spec: TaskSpec, folder: Path) -> TaskSpec:
 def located(spec: TaskSpec, data_root: Path, fetch: bool = False, language: str | None = None) -> TaskSpec:
     """`spec` reading its files where they are: its folder under the data root when that exists, else its first
     webdataset mirror (a `hub-webdataset` source serving `language`) whose snapshot is in the Hugging Face cache
-    (downloaded first when `fetch`), read there. When none is, `spec` itself (its reader names what is missing); with
-    `fetch`, the first mirror's error when it was the only place to look."""
+    (downloaded first when `fetch`), read there. When none is, `spec` itself (its reader names what is missing)."""
     found = datasets.location(spec)
     if found is None or datasets.resolve_path(found.path, data_root).exists():
         return spec
-    mirrors = [s for s in datasets.hub_sources(spec, language) if s.kind == "hub-webdataset"]
-    failures = []
-    for mirror in mirrors:
+    for mirror in [s for s in datasets.hub_sources(spec, language) if s.kind == "hub-webdataset"]:
         try:
-            snapshot = hub_snapshot(spec, datasets.hub_view(spec, mirror), data_root, fetch)
-        except ClipbenchError as failed:
-            failures.append(failed)
+            return datasets.mirror.reading(spec, mirror, hub_snapshot(spec, datasets.hub_view(spec, mirror), data_root, fetch))
+        except ClipbenchError:
             continue
-        return datasets.mirror.reading(spec, mirror, snapshot)
-    if fetch and failures and len(spec.hub_sources()) == 1 and spec.dataset.format == "wds":
-        raise failures[0]  # the repository is the task itself (wds/...): its hub error says it all
     return spec
 
 
@@ -163,35 +156,45 @@ def download(spec: TaskSpec, data_root: Path) -> Path:
 
 def load_or_fetch(spec: TaskSpec, language: str, data_root: Path, echo=print):
     """The task's data in `language` from the first source that is present or fetchable: its folder under the data
-    root; else each hub source in the task file's order (a webdataset mirror is read in the Hugging Face cache, an
-    archive is fetched and unpacked into the folder). huggingface_hub honours HF_HUB_OFFLINE and its cache. When
-    none can be had, the error is the reader's own (the files expected and where to get them) plus why the hub
-    could not help. A mirror that is there but does not match what the task file declares is an error, not skipped."""
-    found = located(spec, data_root, fetch=True, language=language)
-    if found is not spec:
-        echo(f"{spec.name}: reading {found.dataset.options['source']['repository']} from the Hugging Face cache: "
-             f"{found.dataset.options['path']}")
-        return datasets.load(found, language, data_root)
+    root; else each hub source serving `language`, in the task file's order (a webdataset mirror is read in the
+    Hugging Face cache, an archive is fetched and unpacked into the folder). huggingface_hub honours HF_HUB_OFFLINE
+    and its cache. When none can be had, the error is the reader's own (the files expected and where to get them)
+    plus why the hub could not help. A source that is had but does not match what the task file declares (a
+    mirror's class names or size) is an error, not skipped."""
     where = datasets.location(spec)
     if where is None or datasets.resolve_path(where.path, data_root).exists():
         return datasets.load(spec, language, data_root)
     failures = []
-    for archive in [s for s in datasets.hub_sources(spec, language) if s.kind == "hub-archive"]:
+    for source in datasets.hub_sources(spec, language):
+        if source.kind == "hub-webdataset":
+            try:
+                snapshot = hub_snapshot(spec, datasets.hub_view(spec, source), data_root)
+            except ClipbenchError as failed:
+                if len(spec.sources) == 1 and spec.dataset.format == "wds":
+                    raise  # the repository is the task itself (wds/...): its hub error says it all
+                failures.append(_why(spec, failed))
+                continue
+            echo(f"{spec.name}: reading {source.repository} from the Hugging Face cache: {snapshot}")
+            return datasets.load(datasets.mirror.reading(spec, source, snapshot), language, data_root)
         try:
-            echo(f"{spec.name}: no local copy; fetched {archive.repository} into {_fetch_archive(spec, archive, data_root)}")
-            return replace(datasets.load(spec, language, data_root),
-                           origin={"kind": archive.kind, "repository": archive.repository, "revision": archive.revision})
+            target = _fetch_archive(spec, source, data_root)
         except ClipbenchError as failed:
             failures.append(str(failed))
+            continue
+        echo(f"{spec.name}: no local copy; fetched {source.repository} into {target}")
+        return replace(datasets.load(spec, language, data_root),
+                       origin={"kind": source.kind, "repository": source.repository, "revision": source.revision})
     try:
         return datasets.load(spec, language, data_root)
     except ClipbenchError as missing:
-        mirrors = [s.repository for s in datasets.hub_sources(spec, language) if s.kind == "hub-webdataset"]
-        if mirrors:
-            failures.append(f"{', '.join(mirrors)} not in the Hugging Face cache and not fetched")
         if failures:
             raise ClipbenchError(f"{missing} (the hub copy could not be fetched either: {'; '.join(failures)})") from None
         raise
+
+
+def _why(spec: TaskSpec, failed: ClipbenchError) -> str:
+    """hub_snapshot's message without the task name and the advice that follows the reason."""
+    return str(failed).removeprefix(f"task '{spec.name}': ").split("; with network access", 1)[0]
 
 
 def _fetch_archive(spec: TaskSpec, archive, data_root: Path) -> Path:

@@ -207,7 +207,8 @@ def test_a_missing_mirror_falls_back_to_the_folders_message(hub_cache, tmp_path)
     with pytest.raises(ClipbenchError) as caught:
         download.load_or_fetch(spec, "en", tmp_path / "data", echo=lambda _: None)
     line = str(caught.value)
-    assert "elevater/cifar-10" in line and "clip-benchmark/wds_vtab-cifar10 not in the Hugging Face cache" in line
+    assert "elevater/cifar-10" in line and "dataset clip-benchmark/wds_vtab-cifar10 is not in the Hugging Face cache" in line
+    assert "HF_HUB_OFFLINE is set" in line and "\n" not in line
 
 
 # ------------------------------------------------------------------------------------------ a permuted mirror, end to end
