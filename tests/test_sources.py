@@ -373,3 +373,11 @@ def test_data_check_rows_name_the_source(hub_cache, tmp_path):
     rows = download.check([with_size(spec, source, count)], tmp_path / "data")
     assert [(r["status"], r["images"], r["classes"], r["source"]) for r in rows] == [
         ("present, sizes differ", count, 10, f"hub-webdataset clip-benchmark/wds_vtab-cifar10@{COMMIT}")] * 2
+
+
+def test_list_tasks_shows_each_tasks_other_sources():
+    from benchmark import listing
+
+    rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in listing.list_tasks().splitlines()[2:]}
+    assert rows["cifar-100"] == "clip-benchmark/wds_vtab-cifar100" and rows["coco-cn"] == "manual"
+    assert rows["flickr30k-cn"] == "OFA-Sys/chinese-clip-eval" and rows["shapes"] == "-"
