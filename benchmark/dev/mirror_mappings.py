@@ -134,6 +134,8 @@ def task_names(task) -> tuple[list[str], str]:
 
     found = prompts.load(task.prompts, "en", task.num_classes)
     origin = found.origin
+    if origin.startswith(prompts.OPEN_CLIP_IMAGENET):  # its version is in the origin; the names are what count
+        origin = "open_clip IMAGENET_CLASSNAMES (benchmark/prompts.py)"
     if origin.startswith(str(data_dir("prompts"))):
         origin = "prompts/" + Path(origin).relative_to(data_dir("prompts")).as_posix()
     return list(found.classnames), origin
