@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ClipbenchError
 
@@ -49,6 +49,13 @@ class HubWebdataset(_Source):
 
     def label(self) -> str:
         return f"{self.repository}" + (f"@{self.revision}" if self.revision else "")
+
+    @model_validator(mode="after")
+    def _files_of_its_split(self) -> "HubWebdataset":
+        """Without `files`, what build_wds_dataset reads of its split (not always `test/`)."""
+        if "files" not in self.model_fields_set and self.split != "test":
+            object.__setattr__(self, "files", [f"{self.split}/*", *WEBDATASET_FILES[1:]])
+        return self
 
 
 class HubArchive(_Source):

@@ -381,3 +381,9 @@ def test_list_tasks_shows_each_tasks_other_sources():
     rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in listing.list_tasks().splitlines()[2:]}
     assert rows["cifar-100"] == "clip-benchmark/wds_vtab-cifar100" and rows["coco-cn"] == "manual"
     assert rows["flickr30k-cn"] == "OFA-Sys/chinese-clip-eval" and rows["shapes"] == "-"
+
+
+def test_a_mirror_fetches_the_files_of_its_split():
+    assert HubWebdataset(kind="hub-webdataset", repository="org/x").files[0] == "test/*"
+    assert HubWebdataset(kind="hub-webdataset", repository="org/x", split="val").files == [
+        "val/*", "classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]
