@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from . import data as datasets, hub_files
@@ -14,8 +15,9 @@ from .specs import DatasetSpec, HubSource, TaskSpec
 
 
 def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
-    """A row per (task, language): present with counts, MISSING (its files are not there) or UNREADABLE (there,
-    but the reader refuses them), with the reader's own message, and where the task's data comes from."""
+    """A row per (task, language): present with counts and the source read (`folder`, or the mirror and the commit
+    read); MISSING (its files are not there) or UNREADABLE (there, but the reader refuses them), with the reader's
+    own message and the task's other sources for that language."""
     from .tasks import holding
 
     rows = []
@@ -23,9 +25,10 @@ def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
         for language in task.offered_languages:
             spec = holding(task, language)
             row = {"task": spec.name, "lang": language, "status": "present", "images": "-", "texts": "-", "classes": "-",
-                   "source": describe_source(spec), "detail": ""}
+                   "source": "-", "detail": ""}
             try:
-                found = datasets.load(located(spec, data_root), language, data_root)
+                found = datasets.load(located(spec, data_root, language=language), language, data_root)
+                row["source"] = _read_from(spec, found)
                 row["images"] = len(found.images)
                 texts = getattr(found, "texts", None)
                 row["texts"] = len(texts) if texts is not None else "-"
@@ -37,20 +40,10 @@ def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
                     row["detail"] = (f"expected {spec.expected_images} images"
                                      + (f" / {spec.expected_texts} texts" if spec.expected_texts else "") + f"; {row['detail']}")
             except ClipbenchError as exc:
-                row.update(status="MISSING" if is_missing(spec, data_root) else "UNREADABLE", detail=str(exc))
+                row.update(status="MISSING" if is_missing(spec, data_root) else "UNREADABLE", detail=str(exc),
+                           source=_elsewhere(spec, language))
             rows.append(row)
     return rows
-
-
-def describe_source(spec: TaskSpec) -> str:
-    """Where the task's data comes from, in a few words: the hub repository, by hand, or drawn at run time."""
-    source = datasets.source(spec)
-    if source is None:
-        return "drawn at run time"
-    if not source.hub:
-        return "by hand"
-    revision = f"@{source.revision}" if source.revision else ""
-    return f"hub {source.hub}{revision}" + (" (read in the hub cache)" if source.hub_cache else "")
 
 
 def is_missing(spec: TaskSpec, data_root: Path) -> bool:
@@ -66,6 +59,21 @@ def is_missing(spec: TaskSpec, data_root: Path) -> bool:
         except ClipbenchError:
             return True
     return True
+
+
+def _read_from(spec: TaskSpec, data) -> str:
+    """The `source` cell of a present row: the task's folder, or the mirror and commit read."""
+    origin = getattr(data, "origin", None)
+    if origin:
+        return f"{origin['kind']} {origin['repository']}@{origin['revision']}"
+    return "folder" if datasets.location(spec) is not None else "drawn"
+
+
+def _elsewhere(spec: TaskSpec, language: str) -> str:
+    """The `source` cell of a missing row: the task's other sources for that language, in order ("-": none)."""
+    kinds = [f"{s.kind} {s.repository}" if s.kind in ("hub-webdataset", "hub-archive") else s.kind
+             for s in spec.sources if getattr(s, "languages", None) is None or language in s.languages]
+    return "; ".join(kinds) or "-"
 
 
 def _unpack(archives: list[Path], target: Path) -> None:
@@ -108,13 +116,19 @@ def reading_from(spec: TaskSpec, folder: Path) -> TaskSpec:
     return spec.model_copy(update={"dataset": DatasetSpec(**{**spec.dataset.model_dump(), "path": str(folder)})})
 
 
-def located(spec: TaskSpec, data_root: Path, fetch: bool = False) -> TaskSpec:
-    """`spec` reading its files where they are: its folder under the data root when that exists, else, for a
-    source read in the hub cache (`hub_cache`), its snapshot there (downloaded first when `fetch`)."""
-    source = datasets.source(spec)
-    if source is None or not (source.hub and source.hub_cache) or datasets.resolve_path(source.path, data_root).exists():
+def located(spec: TaskSpec, data_root: Path, fetch: bool = False, language: str | None = None) -> TaskSpec:
+    """`spec` reading its files where they are: its folder under the data root when that exists, else its first
+    webdataset mirror (a `hub-webdataset` source serving `language`) whose snapshot is in the Hugging Face cache
+    (downloaded first when `fetch`), read there. When none is, `spec` itself (its reader names what is missing)."""
+    found = datasets.location(spec)
+    if found is None or datasets.resolve_path(found.path, data_root).exists():
         return spec
-    return reading_from(spec, hub_snapshot(spec, source, data_root, fetch))
+    for mirror in [s for s in datasets.hub_sources(spec, language) if s.kind == "hub-webdataset"]:
+        try:
+            return datasets.mirror.reading(spec, mirror, hub_snapshot(spec, datasets.hub_view(spec, mirror), data_root, fetch))
+        except ClipbenchError:
+            continue
+    return spec
 
 
 def download(spec: TaskSpec, data_root: Path) -> Path:
@@ -132,6 +146,9 @@ def fetch(spec: TaskSpec, data_root: Path) -> tuple[Path, hub_files.SizeCheck]:
     source = datasets.source(spec)
     if source is None or not source.hub:
         where = (source and source.download) or "its publisher"
+        manual = [s for s in spec.sources if s.kind == "manual"]
+        if manual:  # a typed manual route: what to do, and why nothing can be fetched
+            where = f"{where if source and source.download else manual[0].url or 'its publisher'}: {manual[0].how} ({manual[0].why})"
         raise ClipbenchError(f"task '{spec.name}' has no hub source to download; get it from {where}")
     _show_progress()
     if source.hub_cache:  # read where huggingface_hub keeps it: nothing is copied
@@ -179,22 +196,48 @@ def _show_progress() -> None:
 
 
 def load_or_fetch(spec: TaskSpec, language: str, data_root: Path, echo=print):
-    """The task's data in `language`. When its folder is missing and the task names a hub source, fetch it
-    first (huggingface_hub honours HF_HUB_OFFLINE and its cache); if that fails too, the error is the
-    reader's own (the files expected and where to get them) plus why the hub could not help. A source read in
-    the hub cache (`hub_cache`: CLIP_benchmark's webdatasets) is read there, not copied."""
-    source = datasets.source(spec)
-    if source is not None and source.hub and source.hub_cache:
-        found = located(spec, data_root, fetch=True)
-        if found is not spec:
-            echo(f"{spec.name}: reading {source.hub} from the Hugging Face cache: {found.dataset.options['path']}")
-        return datasets.load(found, language, data_root)
-    if source is not None and source.hub and not datasets.resolve_path(source.path, data_root).exists():
-        try:
-            echo(f"{spec.name}: no local copy; fetched {source.hub} into {download(spec, data_root)}")
-        except ClipbenchError as failed:
+    """The task's data in `language` from the first source that is present or fetchable: its folder under the data
+    root; else each hub source serving `language`, in the task file's order (a webdataset mirror is read in the
+    Hugging Face cache, an archive is fetched and unpacked into the folder). huggingface_hub honours HF_HUB_OFFLINE
+    and its cache. When none can be had, the error is the reader's own (the files expected and where to get them)
+    plus why the hub could not help. A source that is had but does not match what the task file declares (a
+    mirror's class names or size) is an error, not skipped."""
+    where = datasets.location(spec)
+    if where is None or datasets.resolve_path(where.path, data_root).exists():
+        return datasets.load(spec, language, data_root)
+    failures = []
+    for source in datasets.hub_sources(spec, language):
+        if source.kind == "hub-webdataset":
             try:
-                datasets.load(spec, language, data_root)
-            except ClipbenchError as missing:
-                raise ClipbenchError(f"{missing} (the hub copy could not be fetched either: {failed})") from None
-    return datasets.load(spec, language, data_root)
+                snapshot = hub_snapshot(spec, datasets.hub_view(spec, source), data_root)
+            except ClipbenchError as failed:
+                if len(spec.sources) == 1 and spec.dataset.format == "wds":
+                    raise  # the repository is the task itself (wds/...): its hub error says it all
+                failures.append(_why(spec, failed))
+                continue
+            echo(f"{spec.name}: reading {source.repository} from the Hugging Face cache: {snapshot}")
+            return datasets.load(datasets.mirror.reading(spec, source, snapshot), language, data_root)
+        try:
+            target = _fetch_archive(spec, source, data_root)
+        except ClipbenchError as failed:
+            failures.append(str(failed))
+            continue
+        echo(f"{spec.name}: no local copy; fetched {source.repository} into {target}")
+        return replace(datasets.load(spec, language, data_root),
+                       origin={"kind": source.kind, "repository": source.repository, "revision": source.revision})
+    try:
+        return datasets.load(spec, language, data_root)
+    except ClipbenchError as missing:
+        if failures:
+            raise ClipbenchError(f"{missing} (the hub copy could not be fetched either: {'; '.join(failures)})") from None
+        raise
+
+
+def _why(spec: TaskSpec, failed: ClipbenchError) -> str:
+    """hub_snapshot's message without the task name and the advice that follows the reason."""
+    return str(failed).removeprefix(f"task '{spec.name}': ").split("; with network access", 1)[0]
+
+
+def _fetch_archive(spec: TaskSpec, archive, data_root: Path) -> Path:
+    """download() of this one archive source."""
+    return download(spec.model_copy(update={"sources": [archive]}), data_root)

@@ -40,6 +40,12 @@ def task_size(spec) -> str:
     return f"{spec.expected_images:,}" + (f" / {spec.expected_texts:,} texts" if spec.expected_texts else "")
 
 
+def sources_cell(spec) -> str:
+    """A task's typed sources after its folder (benchmark.sources), in order: the hub repository of each hub source,
+    `manual` for a manual route."""
+    return ", ".join(getattr(s, "repository", None) or s.kind for s in spec.sources) or "-"
+
+
 def list_tasks(pattern: str = "*") -> str:
     from .tasks import task_registry
 
@@ -53,6 +59,7 @@ def list_tasks(pattern: str = "*") -> str:
             "size": task_size(spec),
             "main score": spec.main_score,
             "format": spec.dataset.format,
+            "other sources": sources_cell(spec),
         }
         for name in registry.names(pattern)
     ]
@@ -69,7 +76,7 @@ def webdataset_rows(pattern: str) -> list[dict]:
     if pattern == "*":
         return []
     return [{"task": name, "kind": (kind := webdatasets.kind_of(name))[0], "languages": "en", "split": "test", "size": "-",
-             "main score": kind[2], "format": f"wds, hub {webdatasets.hub_repository(name)}"}
+             "main score": kind[2], "format": f"wds, hub {webdatasets.hub_repository(name)}", "other sources": "-"}
             for name in sorted(webdatasets.NAMES) if fnmatch.fnmatch(name, pattern)]
 
 

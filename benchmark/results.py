@@ -59,6 +59,9 @@ class DatasetInfo(Part):
     n_texts: Optional[int] = None
     n_classes: Optional[int] = None
     task_file: Optional[str] = None
+    # the task source read when it was not the task's own folder ([dataset]): kind (hub-webdataset, hub-archive),
+    # repository and revision (the commit read, for a mirror), and the mapping file of its labels; absent otherwise
+    source: Optional[dict[str, Any]] = None
     details: Optional[dict[str, Any]] = None  # facts of one kind (pair scoring: text field, threshold); absent if none
 
 

@@ -308,7 +308,8 @@ def make_result(model: ModelSpec, encoder, task: TaskSpec, language: str, data, 
         dataset=DatasetInfo(
             format=task.dataset.format, location=data.images.location, fingerprint=data.images.fingerprint,
             n_images=outcome.n_images, n_texts=outcome.n_texts, n_classes=outcome.n_classes,
-            task_file=task.source_file, **({"details": outcome.extra} if outcome.extra else {})),
+            task_file=task.source_file, **({"source": data.origin} if getattr(data, "origin", None) else {}),
+            **({"details": outcome.extra} if outcome.extra else {})),
         prompts=None if outcome.prompts is None else PromptsInfo(**outcome.prompts.info()),
         protocol=ProtocolInfo(name=protocol.name, settings=protocol.settings(task.name, language)),
         run=RunInfo(

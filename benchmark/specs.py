@@ -10,6 +10,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ClipbenchError
+from .sources import HUB_KINDS, Source, legacy_sources
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
 
@@ -43,18 +44,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class HubSource(BaseModel):
-    """Where a dataset's files are and where to get them: the fields every on-disk format shares (its options
-    class extends this one), read typed by `clipbench data download` and by `run` when the folder is missing."""
+class Location(BaseModel):
+    """Where a dataset's files are and where a person gets them: the fields every on-disk format shares (its
+    options class extends this one). Other places to get them are the task's typed `sources` (benchmark.sources)."""
 
     model_config = ConfigDict(extra="forbid")
     path: str  # the dataset's folder: absolute, or relative to the data root
     download: str = ""  # where a person gets the files, named when they are missing
+
+
+class HubSource(Location):
+    """A task's folder and its first hub source, in the flat form `clipbench data download` and `run` read
+    (benchmark.data.source builds it from the task's typed `sources`)."""
+
     hub: Optional[str] = None  # a Hugging Face dataset repository holding them, e.g. clip-benchmark/wds_cifar10
     revision: Optional[str] = None  # its branch, tag or commit (default: main)
     hub_files: Optional[list[str]] = None  # allow_patterns, e.g. ["test/*", "*.txt"]; default: every file
-    # true: read the files where huggingface_hub caches them (no copy under the data root; a copy at `path` still
-    # wins). For data read as stored (CLIP_benchmark's webdatasets), not for archives that must be unpacked
+    # true: read the files where huggingface_hub caches them (a `hub-webdataset` source); false: archives to unpack
     hub_cache: bool = False
 
 
@@ -85,7 +91,26 @@ class TaskSpec(Strict):
     expected_texts: Optional[int] = Field(default=None, gt=0)
     # languages whose data is another task's: `flickr30k` in zh is `flickr30k-cn` (Flickr30k-CN's own split)
     language_tasks: dict[str, str] = Field(default_factory=dict)
+    # where else the data can come from, in order of preference, after [dataset]'s folder (benchmark.sources)
+    sources: list[Source] = Field(default_factory=list)
     source_file: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_hub_keys(cls, raw):
+        """`hub`, `revision`, `hub_files` and `hub_cache` in [dataset] (task files written before typed sources)
+        become the source they described."""
+        if not isinstance(raw, dict) or raw.get("dataset") is None:
+            return raw
+        dataset = raw["dataset"]
+        dataset = dataset.model_dump() if isinstance(dataset, BaseModel) else dataset
+        if not isinstance(dataset, dict) or not dataset.get("hub"):
+            return raw
+        if raw.get("sources"):
+            raise ValueError("[dataset] names a hub source ('hub') and [[sources]] lists others; move it to [[sources]] "
+                             "(kind = \"hub-webdataset\" or \"hub-archive\", repository = ...)")
+        rest, sources = legacy_sources(dataset)
+        return {**raw, "dataset": rest, "sources": sources}
 
     @field_validator("languages")
     @classmethod
@@ -107,6 +132,10 @@ class TaskSpec(Strict):
             if lang in self.languages:
                 raise ValueError(f"language_tasks: '{lang}' is already one of languages {self.languages}")
         return self
+
+    def hub_sources(self) -> list:
+        """Its hub sources (webdatasets, archives), in order of preference."""
+        return [source for source in self.sources if source.kind in HUB_KINDS]
 
     @property
     def offered_languages(self) -> list[str]:

@@ -23,6 +23,7 @@ import difflib
 
 from .errors import ClipbenchError
 from .kinds import METRICS_BY_KIND
+from .sources import WEBDATASET_FILES, HubWebdataset
 from .specs import DatasetSpec, TaskSpec
 from .wds_names import NAMES, SOURCE
 
@@ -31,8 +32,7 @@ HUB_ORG = "clip-benchmark"
 # builder.py get_dataset_default_task: the retrieval names among them
 RETRIEVAL = frozenset({"wds/mscoco_captions", "wds/flickr8k", "wds/flickr30k"})
 MULTILABEL = frozenset({"wds/voc2007_multilabel"})
-# what build_wds_dataset reads of the test split (builder.py), and nothing else
-HUB_FILES = ["test/*", "classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]
+HUB_FILES = WEBDATASET_FILES  # what build_wds_dataset reads of the test split (builder.py), and nothing else
 
 
 def short_name(name: str) -> str:
@@ -76,7 +76,8 @@ def is_webdataset_name(name: str) -> bool:
 
 def task(name: str) -> TaskSpec:
     """The task of a known name: the test split of its hub repository, read where huggingface_hub caches it
-    (`hub_cache`), or from `<data root>/clip-benchmark/wds_<name>` when a copy is there."""
+    (its `hub-webdataset` source, with the repository's own prompts), or from `<data root>/clip-benchmark/wds_<name>`
+    when a copy is there."""
     if name not in NAMES:
         close = difflib.get_close_matches(name, NAMES, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -88,6 +89,6 @@ def task(name: str) -> TaskSpec:
     return TaskSpec(
         name=name, kind=kind, description=f"CLIP_benchmark webdataset {name} (hub: {repository})", languages=["en"],
         split="test", metrics=metrics, main_score=main,
-        dataset=DatasetSpec(format="wds", path=repository, hub=repository, hub_files=list(HUB_FILES), hub_cache=True,
-                            download=f"https://huggingface.co/datasets/{repository}"),
+        dataset=DatasetSpec(format="wds", path=repository, download=f"https://huggingface.co/datasets/{repository}"),
+        sources=[HubWebdataset(kind="hub-webdataset", repository=repository, files=list(HUB_FILES))],
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +41,24 @@ def write_wds(root: Path, samples: list[dict], split: str = "test", shard_size: 
     if dataset_type is not None:
         (root / "dataset_type.txt").write_text(dataset_type + "\n")
     return root
+
+
+def hub_dataset(cache: Path, repo_id: str, folder: Path, commit: str = "0123456789abcdef0123456789abcdef01234567") -> Path:
+    """`folder`'s files as huggingface_hub stores a downloaded dataset repository in its cache
+    (datasets--org--name/refs/main, blobs/<sha256>, snapshots/<commit>/<file> linked to its blob)."""
+    repo = cache / ("datasets--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        payload = file.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(payload).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(payload)
+        link = snapshot / file.relative_to(folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(blob, link.parent), link)
+    return snapshot
 
 
 def drawn_image(seed: int, size: int = 48) -> Image.Image:

@@ -8,10 +8,8 @@ the real snapshot_download finds it offline."""
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +19,8 @@ from benchmark import listing, tasks, webdatasets
 from benchmark.data import shapes
 from benchmark.errors import ClipbenchError
 from benchmark.result_names import result_name
-from helpers import clipbench, drawn_image, read_results, write_wds
+from helpers import clipbench, drawn_image, hub_dataset, read_results, write_wds
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def hub_dataset(cache: Path, repo_id: str, folder: Path, commit: str = COMMIT) -> Path:
-    """`folder`'s files as huggingface_hub stores a downloaded dataset repository in its cache."""
-    repo = cache / ("datasets--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        payload = file.read_bytes()
-        blob = repo / "blobs" / hashlib.sha256(payload).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(payload)
-        link = snapshot / file.relative_to(folder)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(os.path.relpath(blob, link.parent), link)
-    return snapshot
 
 
 def classification_folder(root: Path, n: int = 40) -> Path:
@@ -119,9 +99,10 @@ def test_resolve_builds_the_task_and_refuses_unknown_names():
     [cifar] = tasks.resolve(["wds/vtab/cifar10"])
     assert (cifar.name, cifar.kind, cifar.languages, cifar.split, cifar.main_score) == (
         "wds/vtab/cifar10", "classification", ["en"], "test", "acc1")
-    options = cifar.dataset.options
-    assert (cifar.dataset.format, options["hub"], options["hub_cache"]) == ("wds", "clip-benchmark/wds_vtab-cifar10", True)
-    assert options["hub_files"] == ["test/*", "classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]
+    [source] = cifar.sources
+    assert (cifar.dataset.format, source.kind, source.repository) == ("wds", "hub-webdataset", "clip-benchmark/wds_vtab-cifar10")
+    assert source.files == ["test/*", "classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]
+    assert source.mapping is None  # the repository is the task: its own class names and templates
     [coco, voc] = tasks.resolve(["wds/mscoco_captions", "wds/voc2007_multilabel"])
     assert (coco.kind, coco.main_score) == ("retrieval", "mean_recall")
     assert (voc.kind, voc.metrics) == ("classification", ["map_11point"])

@@ -8,17 +8,18 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ClipbenchError
-from ..specs import HubSource, TaskSpec, describe_validation_error
-from . import cnclip, folder, karpathy, pairs, pracegover, synthetic, wds, wds_json
+from ..sources import HubArchive, HubWebdataset
+from ..specs import HubSource, Location, TaskSpec, describe_validation_error
+from . import cnclip, folder, karpathy, mirror, pairs, pracegover, synthetic, wds, wds_json
 from .base import ClassificationData, Format, ImageSource, InMemoryImages, PairData, RetrievalData, resolve_path
 
-__all__ = ["ClassificationData", "Format", "ImageSource", "InMemoryImages", "PairData", "RetrievalData", "formats", "load", "resolve_path",
-           "source", "validate_dataset"]
+__all__ = ["ClassificationData", "Format", "ImageSource", "InMemoryImages", "PairData", "RetrievalData", "formats", "hub_sources", "hub_view", "load",
+           "location", "mirror", "resolve_path", "source", "validate_dataset"]
 
 
 def formats() -> dict[str, Format]:
     return {"cnclip": cnclip.FORMAT, "folder": folder.FORMAT, "karpathy": karpathy.FORMAT, "pairs": pairs.FORMAT, "pracegover": pracegover.FORMAT,
-            "shapes": synthetic.FORMAT, "wds": wds.FORMAT, "wds-json": wds_json.FORMAT}
+            "shapes": synthetic.FORMAT, "wds": wds.FORMAT, "wds-json": wds_json.FORMAT, "hub-webdataset": mirror.FORMAT}
 
 
 def _options(spec: TaskSpec) -> tuple[Format, BaseModel]:
@@ -42,13 +43,42 @@ def _options(spec: TaskSpec) -> tuple[Format, BaseModel]:
 
 
 def validate_dataset(spec: TaskSpec) -> None:
+    from ..sources import check_sources
+
     _options(spec)
+    check_sources(spec.sources, spec.kind, bool(spec.prompts), spec.num_classes, spec.source_file, spec.languages)
+
+
+def location(spec: TaskSpec) -> Location | None:
+    """The task's folder (`[dataset].path`) and where a person gets it; None for data drawn at run time (`shapes`)."""
+    _, options = _options(spec)
+    return options if isinstance(options, Location) else None
+
+
+def hub_view(spec: TaskSpec, hub: HubWebdataset | HubArchive) -> HubSource:
+    """The task's folder with one of its hub sources, in the flat form download.py reads."""
+    found = location(spec)
+    return HubSource(path=found.path if found else hub.repository, download=found.download if found else "",
+                     hub=hub.repository, revision=hub.revision, hub_files=list(hub.files),
+                     hub_cache=hub.kind == "hub-webdataset")
+
+
+def hub_sources(spec: TaskSpec, language: str | None = None) -> list:
+    """The task's hub sources in order of preference; with `language`, those that serve it."""
+    return [s for s in spec.hub_sources()
+            if language is None or getattr(s, "languages", None) is None or language in s.languages]
 
 
 def source(spec: TaskSpec) -> HubSource | None:
-    """Where the task's files are and where to get them; None for data drawn at run time (`shapes`)."""
-    _, options = _options(spec)
-    return options if isinstance(options, HubSource) else None
+    """Where the task's files are and where to get them: its folder and its first hub source (`hub` None when it
+    has none); None for data drawn at run time (`shapes`)."""
+    found = location(spec)
+    if found is None:
+        return None
+    hubs = hub_sources(spec)
+    if not hubs:
+        return HubSource(path=found.path, download=found.download)
+    return hub_view(spec, hubs[0])
 
 
 def load(spec: TaskSpec, language: str, data_root: Path):

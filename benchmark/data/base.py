@@ -61,6 +61,7 @@ class ClassificationData:
     num_classes: int
     prompts: Optional[Prompts] = None  # when the dataset brings its own class names and templates
     custom_prompts: Optional[CustomPrompts] = None  # run --templates / --classnames: they replace the task's prompts
+    origin: Optional[dict] = None  # the source read when it was not the task's folder: kind, repository, revision
 
     def take(self, keep: np.ndarray, images: ImageSource) -> "ClassificationData":
         """The images at the sorted indices `keep` (`images` serves them) and their labels (--limit)."""
@@ -78,6 +79,7 @@ class RetrievalData:
     # Then t2i counts a text as found when any of its images ranks in the top K, and i2t averages over the
     # images some text names. None: text_to_image is the whole relation.
     positives: Optional[np.ndarray] = None
+    origin: Optional[dict] = None  # the source read when it was not the task's folder: kind, repository, revision
 
     def take(self, keep: np.ndarray, images: ImageSource) -> "RetrievalData":
         """The images at the sorted indices `keep` (`images` serves them), the captions of those images, and the

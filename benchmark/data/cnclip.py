@@ -30,12 +30,12 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ClipbenchError
-from ..specs import HubSource, TaskSpec
+from ..specs import Location, TaskSpec
 from .base import Format, RetrievalData, resolve_path
 from .files import jsonl_records, layout_error
 
 
-class Options(HubSource):
+class Options(Location):
     split_names: dict[str, str] = {"val": "valid"}
 
 

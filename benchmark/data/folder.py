@@ -39,7 +39,7 @@ from PIL import Image
 from pydantic import field_validator, model_validator
 
 from ..errors import ClipbenchError
-from ..specs import HubSource, TaskSpec
+from ..specs import Location, TaskSpec
 from ..text import check_name, read_text
 from .base import ClassificationData, Format, resolve_path
 
@@ -47,7 +47,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".
 LAYOUT = "<path>/<split>/<class folder>/<image files>"
 
 
-class Options(HubSource):
+class Options(Location):
     classes: Optional[Union[list[str], str]] = None
     class_subset: Optional[list[int]] = None
     labels: Optional[str] = None

@@ -28,13 +28,13 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import ClipbenchError
-from ..specs import HubSource, TaskSpec
+from ..specs import Location, TaskSpec
 from ..text import read_text
 from .base import Format, RetrievalData, resolve_path
 from .files import file_images, jsonl_records, layout_error
 
 
-class Options(HubSource):
+class Options(Location):
     annotations: str                 # Karpathy split JSON, relative to path
     images: str = ""                 # image folder relative to path ("" when the JSON's filepath names it, as for COCO)
     language: str = "en"             # language of sentences[].raw

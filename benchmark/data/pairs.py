@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClipbenchError
-from ..specs import HubSource, TaskSpec
+from ..specs import Location, TaskSpec
 from ..text import read_text
 from .base import Format, PairData, resolve_path
 from .files import file_images, jsonl_records, layout_error
@@ -25,7 +25,7 @@ from .files import file_images, jsonl_records, layout_error
 COLUMNS = ("image", "title", "summary", "label", "split")
 
 
-class Options(HubSource):
+class Options(Location):
     annotations: str
     images: str = ""
     text_field: Literal["title", "summary"] = "title"

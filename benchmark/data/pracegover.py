@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClipbenchError
-from ..specs import HubSource, TaskSpec
+from ..specs import Location, TaskSpec
 from ..text import read_text
 from .base import Format, RetrievalData, resolve_path
 from .files import file_images, layout_error
 
 
-class Options(HubSource):
+class Options(Location):
     annotations: str = "pracegover_400k.json"
     images: str = "images"
     split_names: dict[str, str] = {"val": "validation"}

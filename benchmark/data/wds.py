@@ -32,7 +32,7 @@ from PIL import Image
 
 from ..errors import ClipbenchError
 from ..prompts import Prompts, check
-from ..specs import HubSource, TaskSpec
+from ..specs import Location, TaskSpec
 from ..text import check_name, decode, read_text
 from .base import ClassificationData, Format, RetrievalData, resolve_path
 
@@ -41,7 +41,7 @@ LABEL_EXTENSIONS = ("cls", "npy", "txt")
 END_OF_ARCHIVE = 1024  # two zero blocks close every tar; tarfile reads a file without them as a shorter one
 
 
-class Options(HubSource):
+class Options(Location):
     """The shared source fields only: the rest is in the directory itself (see the module note)."""
 
 
@@ -70,7 +70,7 @@ class TarImages:
         return f"{shard}: sample '{key}'"
 
 
-def _lines(path: Path) -> list[str]:
+def lines(path: Path) -> list[str]:
     return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
@@ -225,7 +225,7 @@ def _prompts(root: Path, language: str, num_classes: int | None) -> Prompts:
         templates = root / "zeroshot_classification_templates.txt"
         if not templates.is_file():
             raise ClipbenchError(f"{templates} is missing: add the zero-shot templates, one per line, with {{c}} for the class name")
-    prompts = Prompts(_lines(names), _lines(templates), str(names))
+    prompts = Prompts(lines(names), lines(templates), str(names))
     return check(prompts, num_classes, str(root))
 
 
@@ -251,7 +251,9 @@ def _multilabels(samples: list[dict], num_classes: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def load(spec: TaskSpec, options: Options, language: str, data_root: Path):
+def load(spec: TaskSpec, options: Options, language: str, data_root: Path, num_classes: int | None = None):
+    """The directory's data. `num_classes` given: its class names are checked elsewhere (a mirror of a task with
+    its own prompts, benchmark.data.mirror), so no prompts are read and labels run over that many classes."""
     root = resolve_path(options.path, data_root)
     try:
         shards = _check_root(root, spec.split)
@@ -287,10 +289,10 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path):
             owners.extend([index] * len(captions))
         return RetrievalData(images=source_images, texts=texts, text_to_image=np.array(owners, dtype=np.int64))
 
-    prompts = _prompts(root, language, spec.num_classes)
+    prompts = _prompts(root, language, spec.num_classes) if num_classes is None else None
+    count = len(prompts.classnames) if prompts is not None else num_classes
     if kind == "multilabel":
-        return ClassificationData(images=source_images, labels=_multilabels(samples, len(prompts.classnames)),
-                                  num_classes=len(prompts.classnames), prompts=prompts)
+        return ClassificationData(images=source_images, labels=_multilabels(samples, count), num_classes=count, prompts=prompts)
     labels = []
     for sample in samples:
         if "cls" not in sample:
@@ -300,12 +302,12 @@ def load(spec: TaskSpec, options: Options, language: str, data_root: Path):
         except ValueError:  # UnicodeDecodeError included
             raise ClipbenchError(f"{_where(sample)} has a 'cls' that is not an integer; re-download the shard") from None
     labels_array = np.array(labels, dtype=np.int64)
-    if labels_array.min() < 0 or labels_array.max() >= len(prompts.classnames):
+    if labels_array.min() < 0 or labels_array.max() >= count:
         raise ClipbenchError(
             f"{root}: labels run from {labels_array.min()} to {labels_array.max()} but classnames has "
-            f"{len(prompts.classnames)} names; the class-name file does not match the data"
+            f"{count} names; the class-name file does not match the data"
         )
-    return ClassificationData(images=source_images, labels=labels_array, num_classes=len(prompts.classnames), prompts=prompts)
+    return ClassificationData(images=source_images, labels=labels_array, num_classes=count, prompts=prompts)
 
 
 def describe_directory(root: Path, split: str) -> tuple[str, list[str]]:

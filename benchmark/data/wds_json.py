@@ -30,14 +30,14 @@ import numpy as np
 from pydantic import model_validator
 
 from ..errors import ClipbenchError
-from ..specs import HubSource, TaskSpec
+from ..specs import Location, TaskSpec
 from ..text import decode
 from .base import Format, RetrievalData, resolve_path
 from .files import layout_error
 from .wds import IMAGE_EXTENSIONS, TarImages, _check_root, scan
 
 
-class Options(HubSource):
+class Options(Location):
     shards: str = ""                 # glob relative to path ({split} is replaced); "" = <split>/nshards.txt layout
     source_language: str = "en"      # the untranslated captions
     translation: Literal["google", "marian", "all"] = "google"

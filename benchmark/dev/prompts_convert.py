@@ -182,7 +182,18 @@ format = "folder"
 path = "imagenet1k"
 # ImageNet indices (sorted class folders: wnids) kept, in label order: label i is ImageNet class class_subset[i].
 class_subset = {subset}
-'''
+{BABEL_SOURCES}'''
+
+
+# the task's typed sources (benchmark.sources): no hub source of its own
+BABEL_SOURCES = """
+# No hub source: it reads imagenet1k's folder with a class subset; a mirror of all 1,000 classes (clip-benchmark/wds_imagenet1k, a source of imagenet1k) is not used for a subset yet.
+[[sources]]
+kind = "manual"
+how = "the ImageNet-1k validation folder of task imagenet1k (<data root>/imagenet1k/val/<wnid>/...; ILSVRC2012_img_val.tar from https://image-net.org after accepting its terms of access)"
+why = "it reads imagenet1k's folder with a class subset; a mirror of all 1,000 classes (clip-benchmark/wds_imagenet1k, a source of imagenet1k) is not used for a subset yet"
+url = "https://image-net.org"
+"""
 
 
 def generate(src: Path) -> dict[str, str]:
