@@ -78,7 +78,11 @@ def route(task: TaskSpec, data_root: Path) -> str:
         cache = " nor in the Hugging Face cache" if source.hub_cache else ""
         why = "HF_HUB_OFFLINE is set" if offline() else f"'clipbench data download {task_argument(task)}' says why"
         return f"not in {where}{cache}; on the hub as {source.hub}, not fetched ({why})"
-    manual = source.download or "its task file names no download; see README, Datasets"
+    routes = [s for s in task.sources if s.kind == "manual"]
+    if routes:  # a typed manual route: what to do, and why nothing can be fetched
+        manual = f"{routes[0].how} ({routes[0].why})"
+    else:
+        manual = source.download or "its task file names no download; see README, Datasets"
     return f"not in {where}; by hand: {manual}"
 
 
