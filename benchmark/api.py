@@ -29,6 +29,8 @@ def evaluate(model: torch.nn.Module, preprocess: Callable | None = None, tokeniz
              device: str | torch.device | None = None, precision: str | None = "fp32", batch_size: int = 64,
              num_workers: int = 2, data_root: str | Path | None = None, protocol: str = protocols.DEFAULT,
              bootstrap: int = 0, seed: int | None = None, limit: int | None = None,
+             templates: str | Path | None = None, classnames: str | Path | None = None,
+             text_field: str | None = None, save_predictions: bool = False, save_queries: bool = False,
              echo: Callable[[str], object] | None = None) -> list[Result]:
     """Evaluate `model` on `tasks` (names, suites, task files or dataset folders, as `clipbench run --task`
     takes them) in `languages` (default: each task's en, else its languages) and return one
@@ -42,6 +44,10 @@ def evaluate(model: torch.nn.Module, preprocess: Callable | None = None, tokeniz
     - `device`: where the model's parameters are (the default); another one is refused, never moved to.
     - `precision`: fp32, bf16 or fp16 autocast; None for the protocol's. `limit`, `seed`, `bootstrap`,
       `protocol`, `data_root`, `batch_size`, `num_workers`: as `clipbench run`'s options.
+    - `templates`, `classnames`: files overriding the classification tasks' prompts for this call (as
+      `clipbench run --templates/--classnames`); `text_field`: pair-scoring tasks' title or summary.
+    - `save_predictions`, `save_queries`: also write the side files beside each result (`--save-queries` is what
+      `clipbench compare --paired` needs); they need `output`.
     - `echo`: called with one line per result (default: silent).
 
     The model runs in eval mode under torch.no_grad; every submodule's train/eval mode is restored afterwards,
@@ -49,12 +55,17 @@ def evaluate(model: torch.nn.Module, preprocess: Callable | None = None, tokeniz
     """
     task_names = [tasks] if isinstance(tasks, str) else list(tasks)
     language_list = [languages] if isinstance(languages, str) else list(languages)
+    if (save_predictions or save_queries) and output is None:
+        which = "save_predictions" if save_predictions else "save_queries"
+        raise ClipbenchError(f"{which}=True writes files beside the results; pass output= (a folder) too")
     where = model_device(model, device)
     options = RunOptions(
         output=None if output is None else Path(output), batch_size=batch_size, device=str(where),
         precision=precision, num_workers=num_workers, seed=seed, bootstrap=bootstrap, limit=limit,
         data_root=Path(data_root).expanduser() if data_root is not None else DEFAULT_DATA_ROOT, protocol=protocol,
-        step=step,
+        step=step, templates=None if templates is None else Path(templates),
+        classnames=None if classnames is None else Path(classnames), text_field=text_field,
+        save_predictions=save_predictions, save_queries=save_queries,
         # Skip-existing compares a result's recorded weights file and sha256 with the spec's: a module in memory
         # has neither, so an earlier file of the same step is always recomputed and replaced.
         overwrite=True,

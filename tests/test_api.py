@@ -141,8 +141,34 @@ def test_steps_write_their_own_files_that_table_reads(tiny, tmp_path, capsys):
     assert "| run-a@step-100 " in table and "| run-a@step-200 " in table
 
 
+def test_saved_queries_of_two_steps_compare_paired(tiny, tmp_path, capsys):
+    """A training loop's steps, saved with their per-query outcomes, go to `clipbench compare --paired`."""
+    out = tmp_path / "runs"
+    model = tiny[0]
+    first = clipbench.evaluate(*tiny, tasks="shapes", limit=40, num_workers=0, output=out, step=1, save_queries=True)
+    with torch.no_grad():
+        model.visual.proj.mul_(torch.randn_like(model.visual.proj))
+    clipbench.evaluate(*tiny, tasks="shapes", limit=40, num_workers=0, output=out, step=2, save_queries=True,
+                       save_predictions=True)
+    assert len(list(out.rglob("*.queries.npz"))) == 2 and len(list(out.rglob("*.predictions.jsonl"))) == 1
+    capsys.readouterr()
+    assert run_app(["compare", str(out / "in-memory_step-1"), str(out / "in-memory_step-2"), "--paired",
+                    "--draws", "200"]) == 0
+    shown = capsys.readouterr().out
+    assert "acc1" in shown and f"{100 * first[0].metrics['acc1']:.2f}" in shown
+
+
+def test_templates_file_overrides_the_prompts(tiny, tmp_path):
+    own = tmp_path / "templates.txt"
+    own.write_text("a drawing of {c}.\n")
+    [plain] = clipbench.evaluate(*tiny, tasks="shapes", limit=40, num_workers=0)
+    [custom] = clipbench.evaluate(*tiny, tasks="shapes", limit=40, num_workers=0, templates=own)
+    assert custom.prompts != plain.prompts and str(own) in str(custom.payload())
+
+
 @pytest.mark.parametrize("arguments, message", [
     ({"tasks": "no-such-task"}, "no-such-task"),
+    ({"tasks": "shapes", "save_queries": True}, "save_queries=True writes files beside the results; pass output="),
     ({"tasks": "shapes", "tokenizer": None}, "no tokenizer given; pass preprocess= and tokenizer="),
     ({"tasks": "shapes", "preprocess": None, "tokenizer": None}, "no tokenizer nor processor given"),
     ({"tasks": "shapes", "device": "cuda"}, "device cuda is not where the model is (cpu)"),
