@@ -3,59 +3,71 @@ miscounted split, zero-byte labels, text that is not UTF-8 in every format, samp
 blank, a symlink loop and a garbage image. Each bad dataset must stop the run with one `error: ` line that
 names the file (and the sample where there is one) and the fix, with no traceback and no result written.
 
-Every case builds its own small dataset; the command lines of the cases the session selected run
-concurrently in one module fixture (each one imports torch, which dominates their time).
+Every case builds its own small dataset; the command lines of the cases the session selected run in one module
+fixture, in this process (benchmark.cli.run_app, as `clipbench` runs it).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 
 from benchmark.data import shapes
 from benchmark.errors import ClipbenchError
-from helpers import clipbench, drawn_image, read_results, write_wds
+from helpers import drawn_image, read_results, write_wds
 
 LATIN1 = "Ceci n'est pas de l'UTF-8: é à ç\n".encode("latin-1")
 SAVE_AS_UTF8 = "save it as UTF-8"
 
-# The command line with extra task files registered: a CAPIVARA-style webdataset and a folder task with a
-# class-list file have no registered task.
-WITH_TASKS = """
-import os, sys
-from pathlib import Path
-from benchmark import tasks
-registry = tasks.task_registry()
-for path in sorted(Path(os.environ["EXTRA_TASKS"]).glob("*.toml")):
-    registry.register(tasks.load_task_file(path).name, tasks.load_task_file(path), origin=str(path))
-from benchmark.cli import main
-sys.argv[0] = "clipbench"
-main()
-"""
+class Done(NamedTuple):
+    """What a command line run left: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def run(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+def in_process(argv: list[str], extra_tasks: Path | None = None) -> Done:
+    """The command line's own run_app, in this process (a subprocess per case would import torch each time, most
+    of this file's time): stdout and stderr captured. `extra_tasks`: a folder of task files registered beside the
+    bundled ones for this call only (a CAPIVARA-style webdataset and a folder task with a class-list file have no
+    registered task)."""
+    from benchmark import cli, tasks
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        if extra_tasks is not None:
+            registry = tasks.task_registry()
+            patched = type(registry)("task")
+            for name, spec in registry.items():
+                patched.register(name, spec, origin=registry.origin(name))
+            for path in sorted(extra_tasks.glob("*.toml")):
+                spec = tasks.load_task_file(path)
+                patched.register(spec.name, spec, origin=str(path))
+            patch.setattr(tasks, "task_registry", lambda root=None: patched)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.run_app(argv)
+    return Done(code, out.getvalue(), err.getvalue())
+
+
+def run(tmp: Path, *args: str) -> tuple[Done, Path]:
     out = tmp / "out"
-    return clipbench("run", "--model", "tiny-shapes", "--output", str(out), "--num-workers", "0", *args), out
+    return in_process(["run", "--model", "tiny-shapes", "--output", str(out), "--num-workers", "0", *args]), out
 
 
-def run_with_tasks(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+def run_with_tasks(tmp: Path, *args: str) -> tuple[Done, Path]:
     out = tmp / "out"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "EXTRA_TASKS": str(tmp / "tasks")}
-    done = subprocess.run([sys.executable, "-c", WITH_TASKS, "run", "--model", "tiny-shapes", "--output", str(out),
-                           "--num-workers", "0", *args], capture_output=True, text=True, env=env, timeout=600,
-                          cwd=Path(__file__).resolve().parent.parent)
-    return done, out
+    return in_process(["run", "--model", "tiny-shapes", "--output", str(out), "--num-workers", "0", *args],
+                      extra_tasks=tmp / "tasks"), out
 
 
 # ---------------------------------------------------------------- tar surgery
@@ -426,8 +438,7 @@ def outcomes(request, tmp_path_factory):
         (done, out), needles = CASES[case](folders[case])
         return case, (done, out, needles)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        return dict(pool.map(one, wanted))
+    return dict(one(case) for case in wanted)  # one after another: the command line is not thread-safe
 
 
 @pytest.mark.parametrize("case", list(CASES))
