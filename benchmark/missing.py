@@ -70,20 +70,28 @@ def arguments(tasks: list[TaskSpec]) -> str:
     return " ".join(shlex.quote(name) for name in names)
 
 
-def route(task: TaskSpec, data_root: Path) -> str:
-    """Where `task`'s files are expected and how to get them."""
+def route(task: TaskSpec, data_root: Path, languages: list[str] | None = None) -> str:
+    """Where `task`'s files are expected and how to get them (in `languages`: a mirror may serve some only)."""
     source = datasets.source(task)
     where = datasets.resolve_path(source.path, data_root)
     if source.hub:
         cache = " nor in the Hugging Face cache" if source.hub_cache else ""
         why = "HF_HUB_OFFLINE is set" if offline() else f"'clipbench data download {task_argument(task)}' says why"
-        return f"not in {where}{cache}; on the hub as {source.hub}, not fetched ({why})"
+        served = getattr(datasets.hub_sources(task)[0], "languages", None)
+        unserved = [lang for lang in languages or [] if served is not None and lang not in served]
+        only = f" (for {', '.join(served)} only; {', '.join(unserved)}: by hand, {_manual(task, source)})" if unserved else ""
+        return f"not in {where}{cache}; on the hub as {source.hub}{only}, not fetched ({why})"
+    return f"not in {where}; by hand: {_manual(task, source)}"
+
+
+def _manual(task: TaskSpec, source) -> str:
+    """How a person gets the task's files: its typed manual route, else its `download`."""
     routes = [s for s in task.sources if s.kind == "manual"]
     if routes:  # a typed manual route: what to do, and why nothing can be fetched
         manual = f"{routes[0].how} ({routes[0].why})"
     else:
         manual = source.download or "its task file names no download; see README, Datasets"
-    return f"not in {where}; by hand: {manual}"
+    return manual
 
 
 def next_steps(missing: list[TaskSpec], where: str = "as each line says", recheck: bool = True) -> list[str]:
@@ -117,7 +125,7 @@ def report(problems: list[Unusable], data_root: Path) -> ClipbenchError:
     lines = ["; ".join(heads) + " (nothing was run)"]
     for problem in problems:
         label = f"{problem.task.name} [{', '.join(problem.languages)}]"
-        lines.append(f"  {label}: {route(problem.task, data_root) if problem.missing else problem.error}")
+        lines.append(f"  {label}: {route(problem.task, data_root, problem.languages) if problem.missing else problem.error}")
     lines += [f"  {step}" for step in next_steps([p.task for p in missing])]
     return ClipbenchError("\n".join(lines))
 
