@@ -66,13 +66,15 @@ def _read_from(spec: TaskSpec, data) -> str:
     origin = getattr(data, "origin", None)
     if origin:
         return f"{origin['kind']} {origin['repository']}@{origin['revision']}"
-    return "folder" if datasets.location(spec) is not None else "drawn"
+    return "folder" if datasets.location(spec) is not None else "drawn at run time"
 
 
 def _elsewhere(spec: TaskSpec, language: str) -> str:
-    """The `source` cell of a missing row: the task's other sources for that language, in order ("-": none)."""
-    kinds = [f"{s.kind} {s.repository}" if s.kind in ("hub-webdataset", "hub-archive") else s.kind
-             for s in spec.sources if getattr(s, "languages", None) is None or language in s.languages]
+    """The `source` cell of a missing or unreadable row: every source the task knows for that language, in order of
+    preference (its folder first), none of them present or readable."""
+    kinds = ["folder"] if datasets.location(spec) is not None else []
+    kinds += [f"{s.kind} {s.repository}" if s.kind in ("hub-webdataset", "hub-archive") else s.kind
+              for s in spec.sources if getattr(s, "languages", None) is None or language in s.languages]
     return "; ".join(kinds) or "-"
 
 

@@ -194,9 +194,10 @@ def test_check_renders_a_table_and_a_summary(setup, capsys):
     assert [row[:3] + row[6:7] for row in rows] == [
         ["shapes", "en", "present", "drawn at run time"], ["shapes", "pt", "present", "drawn at run time"],
         ["shapes", "zh", "present", "drawn at run time"],
-        ["gone-a", "en", "UNREADABLE", "by hand"], ["gone-a", "pt", "UNREADABLE", "by hand"],
-        ["gone-b", "en", "MISSING", "by hand"], ["gone-b", "pt", "MISSING", "by hand"],
-        ["gone-hub", "en", "MISSING", "hub org/gone-hub"], ["gone-hub", "pt", "MISSING", "hub org/gone-hub"]]
+        ["gone-a", "en", "UNREADABLE", "folder"], ["gone-a", "pt", "UNREADABLE", "folder"],
+        ["gone-b", "en", "MISSING", "folder"], ["gone-b", "pt", "MISSING", "folder"],
+        ["gone-hub", "en", "MISSING", "folder; hub-archive org/gone-hub"],
+        ["gone-hub", "pt", "MISSING", "folder; hub-archive org/gone-hub"]]
     assert rows[0][3:6] == ["400", "-", "16"] and "apply at https://example.org/gone-b" in rows[5][7]
     assert err.splitlines() == ["9 (task, language) pairs: 3 present, 2 UNREADABLE, 4 MISSING",
                                 "fetch what the hub has: clipbench data download gone-hub",

@@ -360,15 +360,15 @@ def test_manual_sources_are_what_download_names(tmp_path):
 
 def test_data_check_rows_name_the_source(hub_cache, tmp_path):
     """`data check` reads a cached mirror as `run` does and says which source each row read, or, when missing,
-    which other sources the task has for that language."""
+    every source the task knows for that language (its folder first)."""
     spec = task_registry().get("cifar-10")
     [source] = spec.hub_sources()
     count = write_standin(tmp_path / "standin", spec, source)
     rows = download.check([with_size(spec, source, count), task_registry().get("coco-cn")], tmp_path / "data")
     assert [(r["task"], r["lang"], r["status"], r["source"]) for r in rows] == [
-        ("cifar-10", "en", "MISSING", "hub-webdataset clip-benchmark/wds_vtab-cifar10"),
-        ("cifar-10", "pt", "MISSING", "hub-webdataset clip-benchmark/wds_vtab-cifar10"),
-        ("coco-cn", "zh", "MISSING", "manual")]
+        ("cifar-10", "en", "MISSING", "folder; hub-webdataset clip-benchmark/wds_vtab-cifar10"),
+        ("cifar-10", "pt", "MISSING", "folder; hub-webdataset clip-benchmark/wds_vtab-cifar10"),
+        ("coco-cn", "zh", "MISSING", "folder; manual")]
     hub_dataset(hub_cache, source.repository, tmp_path / "standin", COMMIT)
     rows = download.check([with_size(spec, source, count)], tmp_path / "data")
     assert [(r["status"], r["images"], r["classes"], r["source"]) for r in rows] == [
