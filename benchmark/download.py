@@ -61,6 +61,16 @@ def is_missing(spec: TaskSpec, data_root: Path) -> bool:
     return True
 
 
+def manual_route(spec: TaskSpec) -> str:
+    """How a person gets the task's files: its typed manual route (what to do, and why nothing can be fetched),
+    else its `[dataset].download`."""
+    routes = [s for s in spec.sources if s.kind == "manual"]
+    if routes:
+        return f"{routes[0].how} ({routes[0].why})"
+    source = datasets.source(spec)
+    return (source and source.download) or "its task file names no download; see README, Datasets"
+
+
 def _read_from(spec: TaskSpec, data) -> str:
     """The `source` cell of a present row: the task's folder, or the mirror and commit read."""
     origin = getattr(data, "origin", None)
@@ -147,11 +157,7 @@ def fetch(spec: TaskSpec, data_root: Path) -> tuple[Path, hub_files.SizeCheck]:
     keeps in its cache (blobs/*.incomplete); nothing here turns either off."""
     source = datasets.source(spec)
     if source is None or not source.hub:
-        where = (source and source.download) or "its publisher"
-        manual = [s for s in spec.sources if s.kind == "manual"]
-        if manual:  # a typed manual route: what to do, and why nothing can be fetched
-            where = f"{where if source and source.download else manual[0].url or 'its publisher'}: {manual[0].how} ({manual[0].why})"
-        raise ClipbenchError(f"task '{spec.name}' has no hub source to download; get it from {where}")
+        raise ClipbenchError(f"task '{spec.name}' has no hub source to download; by hand: {manual_route(spec)}")
     _show_progress()
     if source.hub_cache:  # read where huggingface_hub keeps it: nothing is copied
         snapshot = hub_snapshot(spec, source, data_root)

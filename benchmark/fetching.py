@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import data as datasets
-from .download import fetch
+from .download import fetch, manual_route
 from .errors import ClipbenchError
 from .hub_files import human, listing
 from .specs import TaskSpec
@@ -18,11 +18,6 @@ def requested(specs: list[TaskSpec]) -> list[TaskSpec]:
     """The tasks holding the data of `specs` in each of their languages (`flickr30k` brings `flickr30k-cn`), once."""
     tasks = [holding(task, language) for task in specs for language in task.offered_languages]
     return list({(task.name, task.source_file): task for task in tasks}.values())
-
-
-def _manual(spec: TaskSpec) -> str:
-    source = datasets.source(spec)
-    return (source and source.download) or "its task file names no download; see README, Datasets"
 
 
 def _failure(failed: list[tuple[TaskSpec, ClipbenchError]], tried: int, verb: str) -> ClipbenchError:
@@ -67,7 +62,7 @@ def dry_run(specs: list[TaskSpec], data_root: Path, echo) -> None:
             continue
         if not source.hub:
             manual.append(spec)
-            echo(f"{spec.name}: no hub source; by hand: {_manual(spec)}")
+            echo(f"{spec.name}: no hub source; by hand: {manual_route(spec)}")
             continue
         target = ("read where huggingface_hub caches it" if source.hub_cache else
                   f"copied to {datasets.resolve_path(source.path, data_root)} (zip archives unpacked)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import data as datasets
-from .download import is_missing
+from .download import is_missing, manual_route
 from .errors import ClipbenchError
 from .hub_files import offline
 from .specs import TaskSpec
@@ -79,19 +79,9 @@ def route(task: TaskSpec, data_root: Path, languages: list[str] | None = None) -
         why = "HF_HUB_OFFLINE is set" if offline() else f"'clipbench data download {task_argument(task)}' says why"
         served = getattr(datasets.hub_sources(task)[0], "languages", None)
         unserved = [lang for lang in languages or [] if served is not None and lang not in served]
-        only = f" (for {', '.join(served)} only; {', '.join(unserved)}: by hand, {_manual(task, source)})" if unserved else ""
+        only = f" (for {', '.join(served)} only; {', '.join(unserved)}: by hand, {manual_route(task)})" if unserved else ""
         return f"not in {where}{cache}; on the hub as {source.hub}{only}, not fetched ({why})"
-    return f"not in {where}; by hand: {_manual(task, source)}"
-
-
-def _manual(task: TaskSpec, source) -> str:
-    """How a person gets the task's files: its typed manual route, else its `download`."""
-    routes = [s for s in task.sources if s.kind == "manual"]
-    if routes:  # a typed manual route: what to do, and why nothing can be fetched
-        manual = f"{routes[0].how} ({routes[0].why})"
-    else:
-        manual = source.download or "its task file names no download; see README, Datasets"
-    return manual
+    return f"not in {where}; by hand: {manual_route(task)}"
 
 
 def next_steps(missing: list[TaskSpec], where: str = "as each line says", recheck: bool = True) -> list[str]:

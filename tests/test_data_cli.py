@@ -156,10 +156,10 @@ def test_download_tries_every_task_and_fails_after(setup, capsys):
     assert code == 1 and out == "", out
     lines = err.splitlines()
     assert lines[0] == "error: 3 of 3 tasks could not be fetched: gone-b, gone-hub, gone-a"
-    assert lines[1] == "  gone-b: task 'gone-b' has no hub source to download; get it from apply at https://example.org/gone-b"
+    assert lines[1] == "  gone-b: task 'gone-b' has no hub source to download; by hand: apply at https://example.org/gone-b"
     assert lines[2].startswith("  gone-hub: dataset org/gone-hub in the Hugging Face cache") and \
         f"extra.zip is {len(archive()):,} bytes, the hub lists 5" in lines[2]
-    assert lines[3] == "  gone-a: task 'gone-a' has no hub source to download; get it from its publisher"
+    assert lines[3] == "  gone-a: task 'gone-a' has no hub source to download; by hand: its task file names no download; see README, Datasets"
 
 
 def test_download_shows_huggingface_hubs_progress_bars(setup, capsys, monkeypatch):
