@@ -75,6 +75,38 @@ def clipbench(*args: str, cwd: Path | None = None, env: dict | None = None) -> s
                           cwd=cwd, env=full_env, timeout=600)
 
 
+def clipbench_here(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real command line (benchmark.cli.run_app, what `clipbench` runs) in this process, its stdout and stderr
+    captured and its exit code returned as `clipbench` gives them: a subprocess imports torch again each time, seconds
+    on a small machine. For what a command says, exits with and writes; a test about processes (killed, concurrent,
+    Ctrl-C, a traceback) uses `clipbench`. `env` and `cwd` hold for the call only."""
+    import contextlib
+    import io
+    import os
+    import traceback
+
+    from benchmark import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})})
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            debug = "--debug" in args
+            try:
+                code = cli.run_app([a for a in args if a != "--debug"], debug)
+            except Exception:  # noqa: BLE001 - as a process with --debug: the traceback, exit 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess(["clipbench", *args], code, out.getvalue(), err.getvalue())
+
+
 def read_results(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))]
 

@@ -24,7 +24,7 @@ from benchmark.kinds import METRICS_BY_KIND
 from benchmark.metrics import RECALL_KS
 from benchmark.results import Result, read_all
 from benchmark.tasks import task_registry
-from helpers import clipbench, write_wds
+from helpers import clipbench_here as clipbench, write_wds
 
 MODEL = f"local-dir:{Path(__file__).resolve().parents[1] / 'benchmark' / 'weights' / 'tiny-shapes'}"
 CB_KEYS = ["dataset", "model", "pretrained", "task", "metrics", "language"]  # cli.run()'s dump, in its order

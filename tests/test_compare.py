@@ -5,7 +5,7 @@ import json
 import pytest
 
 from benchmark.results import write_atomic
-from helpers import clipbench
+from helpers import clipbench_here as clipbench
 
 
 def result(task, language, value, group="m", main="acc1", checkpoint=None, ci=None):

@@ -26,7 +26,7 @@ from benchmark.result_names import result_name
 from benchmark.results import Result, write_atomic
 from benchmark.run import result_file, result_path
 from benchmark.tasks import task_registry
-from helpers import clipbench, write_wds
+from helpers import clipbench_here as clipbench, write_wds
 
 MODEL = ("--model", "tiny-shapes", "--num-workers", "0")
 

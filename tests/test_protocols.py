@@ -19,7 +19,7 @@ from benchmark.report.table import build_table
 from benchmark.results import Result
 from benchmark.specs import ProtocolSpec
 from benchmark.tasks import task_registry
-from helpers import clipbench, read_results
+from helpers import clipbench_here as clipbench, read_results
 from test_errors import assert_clean_failure
 
 SHARED_PT = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" / "imagenet.pt.manual-translated.json"

@@ -21,7 +21,7 @@ from benchmark.kinds.stored import queries_file
 from benchmark.metrics import RECALL_KS
 from benchmark.report.significance import p_value, paired_bootstrap
 from benchmark.run import result_file
-from helpers import clipbench, write_tiny_hf_clip
+from helpers import clipbench_here as clipbench, write_tiny_hf_clip
 from test_errors import assert_clean_failure
 
 KS = np.array(RECALL_KS)  # retrieval's recall K's: the columns of its per-query "found" matrices

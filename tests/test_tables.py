@@ -21,7 +21,7 @@ from benchmark.report.render import render
 from benchmark.results import Result
 from benchmark.report.table import build_table
 from benchmark.tasks import suite_registry, task_registry
-from helpers import clipbench
+from helpers import clipbench_here as clipbench
 
 SHARED = Path("/work/shared/data/reference")
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared/data/reference is not available here")

@@ -132,12 +132,17 @@ def user_specs(path: Path) -> list[ModelSpec]:
     return out
 
 
-@functools.cache
 def model_registry() -> Registry[ModelSpec]:
+    """The registered models and those $CLIPBENCH_MODELS names (read again when it changes: one process may run
+    several commands, clipbench.evaluate calls among them)."""
+    return _model_registry(os.environ.get("CLIPBENCH_MODELS", ""))
+
+
+@functools.cache
+def _model_registry(extra: str) -> Registry[ModelSpec]:
     registry: Registry[ModelSpec] = Registry("model")
     for spec in specs():
         registry.register(spec.name, spec, origin=__name__)
-    extra = os.environ.get("CLIPBENCH_MODELS")
     if extra:
         for spec in user_specs(Path(extra).expanduser()):
             registry.register(spec.name, spec, origin=extra)
