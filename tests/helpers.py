@@ -79,7 +79,9 @@ def clipbench_here(*args: str, cwd: Path | None = None, env: dict | None = None)
     """The real command line (benchmark.cli.run_app, what `clipbench` runs) in this process, its stdout and stderr
     captured and its exit code returned as `clipbench` gives them: a subprocess imports torch again each time, seconds
     on a small machine. For what a command says, exits with and writes; a test about processes (killed, concurrent,
-    Ctrl-C, a traceback) uses `clipbench`. `env` and `cwd` hold for the call only."""
+    Ctrl-C, a traceback) uses `clipbench`. `env` and `cwd` hold for the call only. huggingface_hub reads
+its variables once, at import: HF_HUB_CACHE is set where it keeps it (its functions read it per call); an `env` with
+another HF_* variable runs a subprocess."""
     import contextlib
     import io
     import os
@@ -87,12 +89,19 @@ def clipbench_here(*args: str, cwd: Path | None = None, env: dict | None = None)
 
     from benchmark import cli
 
+    import huggingface_hub.constants as hub
+
+    if any(key.startswith("HF_") and key != "HF_HUB_CACHE" for key in env or {}):  # read once, at import
+        return clipbench(*args, cwd=cwd, env=env)
     out, err = io.StringIO(), io.StringIO()
+    saved_hub_cache = hub.HF_HUB_CACHE
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     try:
         os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})})
         if cwd is not None:
             os.chdir(cwd)
+        if env and "HF_HUB_CACHE" in env:  # what the variable sets at import; huggingface_hub reads it per call
+            hub.HF_HUB_CACHE = str(env["HF_HUB_CACHE"])
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             debug = "--debug" in args
             try:
@@ -104,6 +113,7 @@ def clipbench_here(*args: str, cwd: Path | None = None, env: dict | None = None)
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)
+        hub.HF_HUB_CACHE = saved_hub_cache
     return subprocess.CompletedProcess(["clipbench", *args], code, out.getvalue(), err.getvalue())
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.results import Result
-from helpers import clipbench
+from helpers import clipbench_here as clipbench
 from test_errors import assert_clean_failure
 
 ROOT = Path(__file__).resolve().parents[1]

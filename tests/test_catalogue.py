@@ -18,7 +18,7 @@ from benchmark import data as datasets, prompts
 from benchmark.errors import ClipbenchError
 from benchmark.paths import data_dir
 from benchmark.tasks import load_task_file, suite_registry, task_registry
-from helpers import clipbench, read_results
+from helpers import clipbench_here as clipbench, read_results
 
 TASKS = task_registry()
 PROMPTS = data_dir("prompts")

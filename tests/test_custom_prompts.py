@@ -16,7 +16,7 @@ from benchmark.errors import ClipbenchError
 from benchmark.prompts import Prompts
 from benchmark.results import Result
 from benchmark.run import result_path
-from helpers import clipbench, read_results
+from helpers import clipbench_here as clipbench, read_results
 
 NAMES = shapes.class_names("en")
 

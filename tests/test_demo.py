@@ -13,7 +13,7 @@ from benchmark.embed import ImageEmbeddingCache
 from benchmark.kinds import evaluate
 from benchmark.paths import DEFAULT_DATA_ROOT
 from benchmark.tasks import task_registry
-from helpers import clipbench, read_results
+from helpers import clipbench_here as clipbench, read_results
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import pytest
 from benchmark.data import shapes
 from benchmark.errors import ClipbenchError
 from benchmark.specs import DatasetSpec, Location, TaskSpec
-from helpers import clipbench
+from helpers import clipbench_here as clipbench
 
 REPO = "OFA-Sys/chinese-clip-eval"
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from benchmark import cli
 from benchmark.data import shapes
 from benchmark.paths import data_dir, weights_dir
-from helpers import clipbench, read_results, write_wds
+from helpers import clipbench_here as clipbench, read_results, write_wds
 from test_errors import assert_clean_failure
 
 ARCH = "ViT-B-32"  # any open_clip architecture: a checkpoint is refused before its weights are compared

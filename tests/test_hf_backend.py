@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from benchmark import models
 from benchmark.data import shapes
-from helpers import clipbench, read_results, write_tiny_hf_clip, write_wds
+from helpers import clipbench_here as clipbench, read_results, write_tiny_hf_clip, write_wds
 
 TEXTS = ["a photo of a red circle.", "uma foto de um círculo vermelho.", "一张红色圆形的照片。"]
 

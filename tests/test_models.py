@@ -11,7 +11,7 @@ import pytest
 
 import standins
 from benchmark.models.catalog import model_registry
-from helpers import clipbench, read_results
+from helpers import clipbench_here as clipbench, read_results
 
 REGISTERED = model_registry().names()
 HUB_MODELS = [name for name in REGISTERED if name != "tiny-shapes"]

@@ -10,7 +10,7 @@ from sklearn.metrics import f1_score
 
 from benchmark import models
 from benchmark.data import shapes
-from helpers import clipbench, read_results, write_tiny_hf_clip
+from helpers import clipbench_here as clipbench, read_results, write_tiny_hf_clip
 
 
 @pytest.fixture(scope="module")

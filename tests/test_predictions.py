@@ -12,7 +12,7 @@ import pytest
 
 from benchmark.data import shapes
 from benchmark.run import predictions_file, result_file
-from helpers import clipbench, read_results, write_tiny_hf_clip, write_wds
+from helpers import clipbench_here as clipbench, read_results, write_tiny_hf_clip, write_wds
 from test_errors import assert_clean_failure
 
 MODEL = ("--model", "tiny-shapes", "--num-workers", "0")

@@ -17,7 +17,7 @@ from PIL import Image
 
 import standins
 from benchmark.models.catalog import model_registry
-from helpers import clipbench
+from helpers import clipbench_here as clipbench
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from benchmark import kinds, metrics
 from benchmark.kinds import KINDS, bootstrap, classification, measure, retrieval
 from benchmark.protocols import resolve
 from benchmark.tasks import task_registry
-from helpers import clipbench, read_results, write_wds
+from helpers import clipbench_here as clipbench, read_results, write_wds
 from test_errors import assert_clean_failure
 
 UPSTREAM = resolve("clip-benchmark").settings("any", "en")

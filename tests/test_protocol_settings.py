@@ -21,7 +21,7 @@ from benchmark.result_names import result_name
 from benchmark.results import Result
 from benchmark.run import RunOptions, job_precision, result_file, result_path
 from benchmark.specs import ProtocolSpec
-from helpers import clipbench, read_results, write_tiny_hf_clip
+from helpers import clipbench_here as clipbench, read_results, write_tiny_hf_clip
 from test_errors import assert_clean_failure
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.results import FIRST_VERSION, MIGRATIONS, SCHEMA_VERSION, Result, write_atomic
-from helpers import clipbench
+from helpers import clipbench_here as clipbench
 
 GOLDEN = sorted((Path(__file__).parent / "golden" / "demo").rglob("*.json"))
 

@@ -6,7 +6,7 @@ import torch
 
 from benchmark.kinds import KINDS, bootstrap, measure
 from benchmark.specs import ModelSpec
-from helpers import clipbench, read_results, write_tiny_hf_clip
+from helpers import clipbench_here as clipbench, read_results, write_tiny_hf_clip
 
 
 def classification_queries(logits, labels, names):

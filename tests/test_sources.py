@@ -18,7 +18,7 @@ from benchmark.data import shapes
 from benchmark.errors import ClipbenchError
 from benchmark.sources import HubWebdataset, normalise, read_mapping
 from benchmark.tasks import load_task_file, task_registry
-from helpers import clipbench, hub_dataset, read_results, write_wds
+from helpers import clipbench_here as clipbench, hub_dataset, read_results, write_wds
 
 COMMIT = "feedfacefeedfacefeedfacefeedfacefeedface"
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.data import shapes
-from helpers import clipbench, read_results, write_wds
+from helpers import clipbench_here as clipbench, read_results, write_wds
 
 ARCH = "ViT-S-32-alt"  # the smallest built-in open_clip ViT
 

@@ -19,7 +19,7 @@ from benchmark import listing, tasks, webdatasets
 from benchmark.data import shapes
 from benchmark.errors import ClipbenchError
 from benchmark.result_names import result_name
-from helpers import clipbench, drawn_image, hub_dataset, read_results, write_wds
+from helpers import clipbench_here as clipbench, drawn_image, hub_dataset, read_results, write_wds
 
 
 
