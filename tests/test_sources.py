@@ -115,6 +115,18 @@ def test_mapping_files_are_what_the_dev_script_derives():
     assert mirror_mappings.main(["--check"]) == 0
 
 
+def test_readme_datasets_table_is_made_from_the_task_files(capsys):
+    """The README's table of every task's split, hub copies and manual routes is the dev script's output."""
+    from benchmark.dev import datasets_table
+
+    assert datasets_table.main(["--check"]) == 0, capsys.readouterr().err
+    made = datasets_table.table()
+    for name, task in task_registry().items():
+        assert f"| `{name}` |" in made
+    assert "| `food-101` | classification | en, pt | 25,250 images, 101 classes | - | CLIP_benchmark publishes no" in made
+    assert "`clip-benchmark/wds_mscoco_captions` (en) | pt: the folder only" in made
+
+
 def test_at_least_one_registered_mirror_is_permuted():
     """The mapping is not the identity everywhere: caltech-101 and cifar-100 order their classes otherwise."""
     moved = {spec.name for spec, source in mirrored_tasks() if source.mapping and
