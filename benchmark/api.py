@@ -8,6 +8,7 @@ encoder, instead of one loaded from a spec. Nothing is loaded, no process is sta
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -72,13 +73,40 @@ def evaluate(model: torch.nn.Module, preprocess: Callable | None = None, tokeniz
         # No disk cache: it keys embeddings by the weights' identity, and a module in memory has none that
         # survives an optimiser step (keyed by `name`, the next call would read the last call's stale embeddings).
         cache=False)
-    check_options(options)
     encoder = wrap(model, preprocess, tokenizer, processor, name, where, step)
     source = EncoderSource(resolve=lambda: spec_of(name, encoder),
                            load=lambda _variant, _device, precision: encoder.configured(precision))
-    with evaluation_mode(model), torch.no_grad():
+    with evaluation_mode(model), torch.no_grad(), in_api_words():
+        check_options(options)
         # one process: under torchrun, call it on one rank with the unwrapped module (ddp_model.module)
         return run_jobs(source, task_names, language_list, options, echo or _quiet, Context(device=where))
+
+
+# the command line's options in run's messages, and the keyword of evaluate() each one is
+KEYWORDS = {"--task": "tasks=", "--language": "languages=", "--output": "output=", "--batch-size": "batch_size=",
+            "--limit": "limit=", "--seed": "seed=", "--bootstrap": "bootstrap=", "--protocol": "protocol=",
+            "--data-root": "data_root=", "--templates": "templates=", "--classnames": "classnames=",
+            "--text-field": "text_field=", "--save-predictions": "save_predictions=True",
+            "--save-queries": "save_queries=True", "--num-workers": "num_workers="}
+FLAG = re.compile(r"--precision (\w+)|(--[a-z][a-z-]*)(?![a-z-])")
+
+
+def api_words(message: str) -> str:
+    """`message` (written for the command line) with its options named as evaluate()'s keywords."""
+    def keyword(match: re.Match) -> str:
+        if match.group(1):
+            return f'precision="{match.group(1)}"'
+        return KEYWORDS.get(match.group(2), match.group(2))
+    return FLAG.sub(keyword, message)
+
+
+@contextlib.contextmanager
+def in_api_words() -> Iterator[None]:
+    """Errors of the run's shared code, reworded for a caller of evaluate()."""
+    try:
+        yield
+    except ClipbenchError as error:
+        raise ClipbenchError(api_words(str(error)), exit_code=error.exit_code) from None
 
 
 def _quiet(_line: str) -> None:
