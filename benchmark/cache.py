@@ -240,42 +240,44 @@ class DiskCache:
         `chunk_size` rows, through `compute(block)`), each finished block saved as a chunk before the next starts,
         so that a run killed part-way continues from its last chunk. Chunks another run has finished are read,
         not recomputed; once the entry is whole it is saved and its chunks removed."""
-        import torch
+        return fill_blocks(self, key, rows, compute, chunk_size, label)
 
-        found = self.load(key, rows)
-        if found is not None:
-            return Filled(found, 0, True)
-        blocks = [range(start, min(start + chunk_size, rows)) for start in range(0, rows, max(1, chunk_size))]
-        parts, computed, chunks, key_json = [], 0, self.chunk_dir(key), canonical(key)
-        for number, block in enumerate(blocks):
-            part = None
-            if len(blocks) > 1:
-                if number and self.entry_path(key).exists():  # another run finished it meanwhile
-                    whole = self.load(key, rows)
-                    if whole is not None:
-                        self._drop_chunks(key)
-                        return Filled(whole, computed, False)
-                path = chunks / f"{block.start:010d}-{block.stop:010d}.safetensors"
-                part = self._read(path, key, "embedding cache chunk", len(block), start=str(block.start), stop=str(block.stop))
-                if part is not None and parts and part.shape[1] != parts[0].shape[1]:
-                    self.warn(f"warning: embedding cache chunk {path} is unusable (its width is {part.shape[1]}, "
-                              f"not {parts[0].shape[1]}); it is removed and recomputed")
-                    path.unlink(missing_ok=True)
-                    part = None
-            if part is None:
-                part = compute(block).to("cpu", torch.float32)
-                if part.ndim != 2 or part.shape[0] != len(block):
-                    raise ValueError(f"compute({block}) gave {tuple(part.shape)}, not {len(block)} rows")
-                computed += len(block)
-                if len(blocks) > 1:
-                    self._write(path, part, {"kind": key["kind"], "key": key_json, "label": label,
-                                             "start": str(block.start), "stop": str(block.stop)})
-            parts.append(part)
-        whole = torch.cat(parts) if parts else torch.zeros(0, 0)
-        if rows:
+    # The steps of `fill`, each one look at the disk or one write. benchmark.cache_ranks runs them on rank 0 alone
+    # and shares what they found, so that every rank of a data-parallel run takes the same steps.
+
+    def load_finished(self, key: dict, rows: int) -> torch.Tensor | None:
+        """The whole entry, if another run finished it while this one was filling it (its chunks then go)."""
+        if not self.entry_path(key).exists():
+            return None
+        whole = self.load(key, rows)
+        if whole is not None:
+            self._drop_chunks(key)
+        return whole
+
+    def load_chunk(self, key: dict, block: range, width: int | None) -> torch.Tensor | None:
+        """The finished chunk of `block`, or None (missing, or unusable: then reported and removed). `width`: that
+        of the chunks before it, which this one must have too."""
+        path = self._chunk_path(key, block)
+        part = self._read(path, key, "embedding cache chunk", len(block), start=str(block.start), stop=str(block.stop))
+        if part is not None and width is not None and part.shape[1] != width:
+            self.warn(f"warning: embedding cache chunk {path} is unusable (its width is {part.shape[1]}, "
+                      f"not {width}); it is removed and recomputed")
+            path.unlink(missing_ok=True)
+            return None
+        return part
+
+    def save_chunk(self, key: dict, block: range, part: torch.Tensor, label: str = "") -> None:
+        self._write(self._chunk_path(key, block), part, {"kind": key["kind"], "key": canonical(key), "label": label,
+                                                         "start": str(block.start), "stop": str(block.stop)})
+
+    def finish(self, key: dict, whole: torch.Tensor, label: str = "") -> None:
+        """Save the whole entry (unless it has no rows) and remove its chunks."""
+        if whole.shape[0]:
             self.save(key, whole, label)
         self._drop_chunks(key)
-        return Filled(whole, computed, False)
+
+    def _chunk_path(self, key: dict, block: range) -> Path:
+        return self.chunk_dir(key) / f"{block.start:010d}-{block.stop:010d}.safetensors"
 
     def _drop_chunks(self, key: dict) -> None:
         """Once the entry is whole its chunks are no longer needed. Whichever of two runs filling one entry finishes
@@ -283,3 +285,35 @@ class DiskCache:
         chunks = self.chunk_dir(key)
         if chunks.exists() and self.entry_path(key).exists():
             shutil.rmtree(chunks, ignore_errors=True)
+
+
+def fill_blocks(store, key: dict, rows: int, compute: Callable[[range], torch.Tensor], chunk_size: int,
+                label: str) -> Filled:
+    """DiskCache.fill's loop, over the steps of `store` (a DiskCache, or benchmark.cache_ranks' RankZeroCache, which
+    takes each step on rank 0 and shares its outcome): load, load_finished, load_chunk, save_chunk, finish."""
+    import torch
+
+    found = store.load(key, rows)
+    if found is not None:
+        return Filled(found, 0, True)
+    blocks = [range(start, min(start + chunk_size, rows)) for start in range(0, rows, max(1, chunk_size))]
+    parts, computed = [], 0
+    for number, block in enumerate(blocks):
+        part = None
+        if len(blocks) > 1:
+            if number:
+                whole = store.load_finished(key, rows)  # another run finished it meanwhile
+                if whole is not None:
+                    return Filled(whole, computed, False)
+            part = store.load_chunk(key, block, parts[0].shape[1] if parts else None)
+        if part is None:
+            part = compute(block).to("cpu", torch.float32)
+            if part.ndim != 2 or part.shape[0] != len(block):
+                raise ValueError(f"compute({block}) gave {tuple(part.shape)}, not {len(block)} rows")
+            computed += len(block)
+            if len(blocks) > 1:
+                store.save_chunk(key, block, part, label)
+        parts.append(part)
+    whole = torch.cat(parts) if parts else torch.zeros(0, 0)
+    store.finish(key, whole, label)
+    return Filled(whole, computed, False)
