@@ -89,6 +89,22 @@ class Context:
         self._collective(dist.broadcast_object_list, box, 0)
         return box[0]
 
+    def broadcast_rows(self, rows: torch.Tensor | None) -> torch.Tensor | None:
+        """Rank 0's (N, D) rows (or None), on every rank, as float32 on the CPU; the other ranks pass None."""
+        if not self.distributed:
+            return rows
+        import torch.distributed as dist
+
+        shape = self.broadcast(None if rows is None else tuple(rows.shape))
+        if shape is None:
+            return None
+        if self.is_main:
+            box = rows.to(self.device, torch.float32).contiguous()
+        else:
+            box = torch.empty(shape, dtype=torch.float32, device=self.device)
+        self._collective(dist.broadcast, box, 0)
+        return box.cpu()
+
     def _exchange(self, failure: tuple[str, int] | None, note=None) -> list:
         import torch.distributed as dist
 

@@ -15,7 +15,8 @@ from . import __version__, custom_prompts, jobs as job_files, kinds, missing, mo
 from .distributed import Context, session
 from .download import load_or_fetch
 from .data.subset import subset
-from .cache import DEFAULT_CHUNK, DiskCache
+from .cache import DEFAULT_CHUNK
+from .cache_ranks import open_cache
 from .embed import EmbeddingCache
 from .errors import ClipbenchError
 from .kinds import Outcome, bootstrap, evaluate
@@ -400,9 +401,8 @@ def run_jobs(source: EncoderSource, task_names: list[str], languages: list[str],
     for key in done:
         echo(f"skip: {paths[key]} exists (same provenance); --overwrite to recompute")
 
-    # Not in data-parallel runs (README, Big runs): every rank would first have to agree on which chunks are on
-    # disk, before each collective step; their results record image_embeddings_from_disk = null (cache off).
-    disk = DiskCache.open(options.cache_dir, warn=echo) if options.cache and ctx.world_size == 1 else None
+    # in a data-parallel run, rank 0 owns the cache and decides for every rank (benchmark.cache_ranks)
+    disk = open_cache(ctx, options.cache, options.cache_dir, echo)
     results = dict(done)
     for checkpoint, variant in spec.variants():
         todo = [(task, lang) for c, _, task, lang in jobs if c == checkpoint and (c, task.name, lang, task.source_file) not in skipped]
