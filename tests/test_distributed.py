@@ -1,8 +1,9 @@
 """Data-parallel runs (torchrun, 2 CPU processes over gloo), job sharding (--shard I/N) and skip-existing
 (--overwrite).
 
-Two launches of two processes in all (each costs seconds of torch imports on a small machine): one torchrun run
-of the bundled tiny task, compared with one process; one run with a corrupt image that only rank 1 reads.
+Three launches of two processes in all (each costs seconds of torch imports on a small machine): one torchrun run
+of the bundled tiny task with the embedding cache on, compared with one process, then the same command again,
+which reads every embedding from the cache; one run with a corrupt image that only rank 1 reads.
 """
 
 from __future__ import annotations
@@ -56,10 +57,16 @@ def test_shares_are_contiguous_whole_batches_that_cover_the_block_once(n, world,
     assert max(batches) - min(batches) <= 1
 
 
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "benchmark", "run", *args],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+
+
 def test_two_processes_give_the_metrics_and_predictions_of_one(tmp_path):
+    """The cache is on (in chunks of 16 images: 3 per dataset); the same command run again reads every embedding
+    from it (test_a_second_run_reads_every_embedding_from_rank_0s_disk_cache)."""
     single = tmp_path / "single"
-    done = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "benchmark", "run", *TINY,
-                           "--output", str(tmp_path / "dp")], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+    done = _torchrun(*TINY, "--cache-dir", str(tmp_path / "cache"), "--cache-chunk-size", "16", "--output", str(tmp_path / "dp"))
     assert done.returncode == 0, done.stderr
     one = run("tiny-shapes", ["shapes", "shapes-captions"], ["en"],
               options(single, limit=40, save_predictions=True, batch_size=8), echo=lambda line: None)
@@ -84,6 +91,25 @@ def test_two_processes_give_the_metrics_and_predictions_of_one(tmp_path):
     # rank 0 alone prints: one table, one line per result
     assert done.stdout.count("| tiny-shapes | shapes ") == 1 and done.stdout.count("| tiny-shapes | shapes-captions ") == 1
     assert done.stderr.count("  -> ") == 2
+    for path in files(tmp_path / "dp").values():
+        if path.suffix == ".json":
+            recorded = json.loads(path.read_text())["run"]
+            assert recorded["image_embeddings_from_disk"] is False and recorded["text_embeddings_from_disk"] is False
+            assert recorded["images_embedded"] == 40
+    entries = sorted(p.name for p in (tmp_path / "cache" / "embeddings-v1").iterdir())
+    # the images of both datasets, the classifier, the captions: whole entries, their chunks removed
+    assert len(entries) == 4 and all(name.endswith(".safetensors") for name in entries), entries
+    again = _torchrun(*TINY, "--cache-dir", str(tmp_path / "cache"), "--cache-chunk-size", "16", "--output", str(tmp_path / "dp2"))
+    assert again.returncode == 0, again.stderr
+    assert sorted(files(tmp_path / "dp2")) == sorted(theirs)
+    for name, path in files(tmp_path / "dp2").items():
+        if name.endswith(".predictions.jsonl"):
+            assert path.read_text() == theirs[name].read_text()
+            continue
+        first, second = json.loads(theirs[name].read_text()), json.loads(path.read_text())
+        assert second["metrics"] == first["metrics"], name
+        assert second["run"]["image_embeddings_from_disk"] is True and second["run"]["text_embeddings_from_disk"] is True
+        assert second["run"]["images_embedded"] == 0 and second["run"]["world_size"] == 2
 
 
 def _free_port() -> int:
