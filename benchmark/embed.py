@@ -173,8 +173,9 @@ class Embedded:
 
 class EmbeddingCache:
     """Embeddings of one run with one encoder: images by dataset fingerprint and preprocessing, so that tasks and
-    languages that share images embed them once; with `disk` (benchmark.cache), also image and text embeddings
-    kept between runs, images filled in resumable chunks of `chunk_size`.
+    languages that share images embed them once; with `disk` (benchmark.cache's DiskCache, or under torchrun
+    benchmark.cache_ranks' RankZeroCache, which has its interface), also image and text embeddings kept between
+    runs, images filled in resumable chunks of `chunk_size`.
 
     `embed` has embed_images' signature: the one function that computes a block of rows (a data-parallel run
     passes one that splits each block across ranks). Blocks start at multiples of the batch size."""
