@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import data as datasets
-from .download import fetch, manual_route
+from .download import fetch, located, manual_route
 from .errors import ClipbenchError
 from .hub_files import human, listing
 from .specs import TaskSpec
@@ -43,12 +43,31 @@ def download_all(specs: list[TaskSpec], data_root: Path, echo) -> None:
             continue
         try:
             target, sizes = fetch(spec, data_root)
+            read = read_as_the_task(spec, data_root)
         except ClipbenchError as error:
             failed.append((spec, error))
             continue
-        echo(f"{spec.name}: {target} ({sizes})")
+        echo(f"{spec.name}: {target} ({sizes}{read})")
     if failed:
         raise _failure(failed, len(tasks), "could not be fetched")
+
+
+def read_as_the_task(spec: TaskSpec, data_root: Path) -> str:
+    """A mirror just fetched, read as `run` would read it: its class names, split size (and captions) checked
+    against what the task file declares (benchmark.data.mirror), so a mirror that changed is named now, not at the
+    next run. "" when what `run` reads is not the mirror (a folder under the data root wins; archives are unpacked
+    into the folder, whose reader checks them at run time)."""
+    source = datasets.source(spec)
+    if source is None or not source.hub_cache:
+        return ""
+    served = getattr(datasets.hub_sources(spec)[0], "languages", None) or spec.languages
+    found = located(spec, data_root, language=served[0])
+    data = datasets.load(found, served[0], data_root)
+    if not getattr(data, "origin", None):
+        return ""
+    declared = datasets.hub_sources(spec)[0].images is not None
+    return (f"; read as the task: {len(data.images):,} images" + (f", {len(data.texts):,} texts" if hasattr(data, "texts")
+            else "") + (", as its task file declares" if declared else ""))
 
 
 def dry_run(specs: list[TaskSpec], data_root: Path, echo) -> None:

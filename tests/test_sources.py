@@ -173,6 +173,24 @@ def test_the_declared_split_size_is_checked(hub_cache, tmp_path):
         assert needle in line, (needle, line)
 
 
+def test_data_download_reads_a_fetched_mirror_as_the_task(hub_cache, tmp_path):
+    """`data download` checks a mirror as soon as it is fetched: as declared, it says so; otherwise the mirror's
+    one line (the repository, the revision, what differs), and the command fails."""
+    from benchmark import fetching
+
+    spec = task_registry().get("caltech-101")
+    [source] = spec.hub_sources()
+    count = write_standin(tmp_path / "standin", spec, source)
+    hub_dataset(hub_cache, source.repository, tmp_path / "standin", COMMIT)
+    said = []
+    fetching.download_all([with_size(spec, source, count)], tmp_path / "data", said.append)
+    assert len(said) == 1 and said[0].endswith(f"; read as the task: {count:,} images, as its task file declares)"), said
+    with pytest.raises(ClipbenchError) as caught:
+        fetching.download_all([spec], tmp_path / "data", said.append)
+    for needle in ("clip-benchmark/wds_vtab-caltech101", f"revision {COMMIT}", f"holds {count} samples", "declares 6084"):
+        assert needle in str(caught.value), (needle, str(caught.value))
+
+
 def test_retrieval_caption_count_is_checked(hub_cache, tmp_path):
     spec = task_registry().get("flickr30k")
     [source] = spec.hub_sources()
