@@ -47,17 +47,17 @@ def check(specs: list[TaskSpec], data_root: Path) -> list[dict]:
 
 
 def is_missing(spec: TaskSpec, data_root: Path) -> bool:
-    """Whether the task's files are absent: no folder under the data root and, for a source read in the hub cache,
-    no snapshot there either (nothing is fetched). Data drawn at run time is never missing."""
-    source = datasets.source(spec)
-    if source is None or datasets.resolve_path(source.path, data_root).exists():
+    """Whether the task's files are absent: no folder under the data root and no snapshot of any of its webdataset
+    mirrors in the Hugging Face cache (nothing is fetched). Data drawn at run time is never missing."""
+    found = datasets.location(spec)
+    if found is None or datasets.resolve_path(found.path, data_root).exists():
         return False
-    if source.hub and source.hub_cache:
+    for mirror in [s for s in datasets.hub_sources(spec) if s.kind == "hub-webdataset"]:
         try:
-            hub_snapshot(spec, source, data_root, fetch=False)
+            hub_snapshot(spec, datasets.hub_view(spec, mirror), data_root, fetch=False)
             return False
         except ClipbenchError:
-            return True
+            continue
     return True
 
 
