@@ -154,13 +154,13 @@ def wrap(model: torch.nn.Module, preprocess, tokenizer, processor, name: str, de
         raise ClipbenchError("pass either processor= (transformers) or preprocess= and tokenizer= (open_clip), not both")
     info = {"source": "memory", "class": type(model).__name__, "parameters": count_parameters(model)}
     if processor is not None:
-        from .models.hf import HFEncoder
+        from .models import hf
 
         _check_methods(model, ("get_image_features", "get_text_features"), "a transformers CLIPModel-like model")
         if not (hasattr(processor, "tokenizer") and hasattr(processor, "image_processor")):
             raise ClipbenchError(f"processor ({type(processor).__name__}) has no tokenizer and image_processor; "
                                  "pass the model's transformers processor (AutoProcessor.from_pretrained)")
-        encoder: Encoder = HFEncoder(name, model, processor, device, "fp32", {"backend": "transformers", **info})
+        encoder: Encoder = hf.encoder(name, model, processor, device, "fp32", {"backend": "transformers", **info})
     elif tokenizer is not None and preprocess is not None:
         from .models.openclip import OpenClipEncoder
 

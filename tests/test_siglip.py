@@ -166,3 +166,24 @@ def test_the_registered_spec_loads_offline_from_the_hub_cache(siglip_dir, tmp_pa
     assert (encoder.info["revision"], encoder.info["class"]) == (spec.revision, "SiglipModel")
     assert encoder.info["checkpoint"] == str(snapshot / "model.safetensors")
     assert torch.allclose(encoder.encode_texts(TEXTS), load(siglip_dir).encode_texts(TEXTS), atol=1e-6)
+
+
+def test_a_siglip_model_in_memory_gets_its_text_rules(siglip2_dir, tmp_path):
+    """clipbench.evaluate wraps a transformers model handed in with the same family rules as a loaded one: a SigLIP 2
+    in memory scores as `clipbench run --model hf:DIR` and records the same text input."""
+    import clipbench
+    from transformers import AutoModel, AutoProcessor
+
+    from benchmark.cli import run_app
+    from benchmark.results import read_all
+
+    out = tmp_path / "cli"
+    assert run_app(["run", "--model", f"hf:{siglip2_dir}", "--task", "shapes-captions", "--limit", "20", "--seed", "1",
+                    "--num-workers", "0", "--no-cache", "--output", str(out)]) == 0
+    [ran] = read_all([out])
+    model, processor = AutoModel.from_pretrained(siglip2_dir), AutoProcessor.from_pretrained(siglip2_dir)
+    [result] = clipbench.evaluate(model, processor=processor, tasks="shapes-captions", limit=20, seed=1, num_workers=0)
+    assert result.metrics == ran.metrics
+    assert result.model.model_extra["text_input"] == ran.model.model_extra["text_input"]
+    assert ran.model.model_extra["text_input"]["padding"] == "max_length"
+

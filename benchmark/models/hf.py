@@ -131,6 +131,14 @@ def load(name: str, model_id: str, device: torch.device, precision: str, revisio
         "parameters": count_parameters(model),
         "class": type(model).__name__,
     }
+    return encoder(name, model, processor, device, precision, info, context_length)
+
+
+def encoder(name: str, model, processor, device: torch.device, precision: str, info: dict,
+            context_length: int | None = None) -> HFEncoder:
+    """The encoder of a transformers model and its processor, loaded here or handed in (benchmark.api), with its
+    family's text rules: SigLIP's texts padded to its positions, input_ids alone (see siglip.py)."""
+    siglip.refuse_naflex(name, model.config)
     if siglip.is_siglip(model.config):
         length, lowercase = siglip.text_length(name, model.config, context_length), not siglip.preprocesses_itself(processor.tokenizer)
         # recorded in results, and part of the disk cache's key: these texts embed differently from padding=True
